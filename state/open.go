@@ -1,0 +1,349 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// LockedError is returned by [Open] when another run, in this process or
+// another, has the journal open.
+type LockedError struct {
+	Path string // the journal's path; the lock is held on Path + ".lock"
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("state: journal %s is in use by another pop2imap run (lock held on %s.lock); wait for it to finish or stop it",
+		e.Path, e.Path)
+}
+
+// CorruptError is returned by [Open] when the journal holds a damaged record
+// that is not a torn last record, so replaying past it would guess.
+type CorruptError struct {
+	Path   string
+	Offset int64 // byte offset of the start of the bad line
+	Err    error // what is wrong with it
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("state: journal %s is corrupt at byte %d: %v; move it aside to start over (messages already copied will then be found in the folder and not copied twice)",
+		e.Path, e.Offset, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// compactSuffix marks the temporary files written by compaction.
+const compactSuffix = ".compact-"
+
+func (j *Journal) open() error {
+	dir := filepath.Dir(j.path)
+	if err := j.makeDir(dir); err != nil {
+		return err
+	}
+	lockPath := j.path + ".lock"
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fileErr("open", lockPath, err)
+	}
+	j.lock = lock
+	if err := lockFile(lock); err != nil {
+		if errors.Is(err, errLocked) {
+			return &LockedError{Path: j.path}
+		}
+		return fileErr("lock", lockPath, err)
+	}
+	// Holding the lock, any compaction temp file is left over from a run
+	// that crashed; the journal itself is still whole, so drop it.
+	removeStaleTemps(dir, filepath.Base(j.path)+compactSuffix)
+
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fileErr("open", j.path, err)
+	}
+	j.f, j.w = f, j.wrap(f)
+	records, err := j.replay()
+	if err != nil {
+		return err
+	}
+	if dead := records - len(j.entries); dead > len(j.entries) {
+		return j.compact()
+	}
+	return nil
+}
+
+// replay reads the journal from the start, applies every record, repairs a
+// torn tail, and returns the number of records read.
+func (j *Journal) replay() (int, error) {
+	r := bufio.NewReaderSize(j.f, 64<<10)
+	var scratch []byte
+	line, complete, err := readLine(r, &scratch)
+	if err != nil {
+		return 0, fileErr("read", j.path, err)
+	}
+	if !complete {
+		// Empty, or a crash while the header of a new journal was written.
+		// A file with anything else in it is not ours to overwrite.
+		if !bytes.HasPrefix([]byte(header), line) {
+			return 0, &CorruptError{Path: j.path, Err: errNotJournal}
+		}
+		if len(line) > 0 {
+			if err := j.truncate(0); err != nil {
+				return 0, err
+			}
+		}
+		return 0, j.writeHeader()
+	}
+	if err := parseHeader(line); err != nil {
+		var ve *versionError
+		if errors.As(err, &ve) {
+			return 0, fmt.Errorf("state: journal %s: %w", j.path, err)
+		}
+		return 0, &CorruptError{Path: j.path, Err: err}
+	}
+	off := int64(len(line) + 1)
+	records := 0
+	for {
+		line, complete, err := readLine(r, &scratch)
+		if err != nil {
+			return 0, fileErr("read", j.path, err)
+		}
+		if !complete {
+			if len(line) > 0 { // a write cut short by a crash
+				return records, j.truncate(off)
+			}
+			return records, nil
+		}
+		rec, torn, err := parseLine(line)
+		if err != nil {
+			if torn {
+				if _, perr := r.Peek(1); perr == io.EOF {
+					return records, j.truncate(off)
+				}
+			}
+			return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
+		}
+		if err := j.apply(rec); err != nil {
+			return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
+		}
+		records++
+		off += int64(len(line) + 1)
+	}
+}
+
+// readLine returns the next line without its newline, and whether it had one.
+// The line is valid until the next call.
+func readLine(r *bufio.Reader, scratch *[]byte) (line []byte, complete bool, err error) {
+	*scratch = (*scratch)[:0]
+	for {
+		chunk, err := r.ReadSlice('\n')
+		switch {
+		case err == nil:
+			if len(*scratch) == 0 {
+				return chunk[:len(chunk)-1], true, nil
+			}
+			*scratch = append(*scratch, chunk...)
+			return (*scratch)[:len(*scratch)-1], true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			*scratch = append(*scratch, chunk...)
+		case err == io.EOF:
+			*scratch = append(*scratch, chunk...)
+			return *scratch, false, nil
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+// apply replays one record into the entries.
+func (j *Journal) apply(r *record) error {
+	step, ok := parseStep(r.Step)
+	if !ok {
+		return fmt.Errorf("unknown step %q", r.Step)
+	}
+	updated, err := parseTime(r.Updated)
+	if err != nil {
+		return fmt.Errorf("bad time: %v", err)
+	}
+	updated = j.normTime(updated)
+	if r.UIDL != nil {
+		if r.ID < j.nextID {
+			return fmt.Errorf("entry %d is created again or out of order", r.ID)
+		}
+		e := Entry{
+			ID:          r.ID,
+			UIDL:        string(*r.UIDL),
+			ListSize:    r.ListSize,
+			Size:        r.Size,
+			MessageID:   string(r.MessageID),
+			Step:        step,
+			UIDValidity: r.UIDValidity,
+			UID:         r.UID,
+			Reason:      string(r.Reason),
+			Updated:     updated,
+		}
+		if e.SHA256, err = decodeHash(r.SHA256); err != nil {
+			return err
+		}
+		if e.NormSHA256, err = decodeHash(r.NormSHA256); err != nil {
+			return err
+		}
+		date, err := parseTime(r.InternalDate)
+		if err != nil {
+			return fmt.Errorf("bad internal date: %v", err)
+		}
+		e.InternalDate = j.normTime(date)
+		j.add(e)
+		return nil
+	}
+	i, ok := j.find(r.ID)
+	if !ok {
+		return fmt.Errorf("%s record for unknown entry %d", step, r.ID)
+	}
+	e := &j.entries[i]
+	if !canMove(e.Step, step) {
+		return fmt.Errorf("entry %d cannot go from %s to %s", r.ID, e.Step, step)
+	}
+	switch step {
+	case Appended:
+		e.UIDValidity, e.UID = r.UIDValidity, r.UID
+	case Refused:
+		e.Reason = string(r.Reason)
+	}
+	e.Step, e.Updated = step, updated
+	return nil
+}
+
+func (j *Journal) writeHeader() error {
+	if err := writeAll(j.w, []byte(header)); err != nil {
+		return fileErr("write", j.path, err)
+	}
+	if err := j.w.Sync(); err != nil {
+		return fileErr("fsync", j.path, err)
+	}
+	// The file may have just been created: make its name durable too.
+	return j.syncDir(filepath.Dir(j.path))
+}
+
+// truncate cuts the journal at off and makes the cut durable.
+func (j *Journal) truncate(off int64) error {
+	if err := j.w.Truncate(off); err != nil {
+		return fileErr("truncate", j.path, err)
+	}
+	if err := j.w.Sync(); err != nil {
+		return fileErr("fsync", j.path, err)
+	}
+	return nil
+}
+
+// compact rewrites the journal with one entry record per entry, the way
+// restic's local backend saves a file: temp file in the same directory,
+// write, fsync, rename over the journal, fsync the directory.
+func (j *Journal) compact() error {
+	dir := filepath.Dir(j.path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(j.path)+compactSuffix+"*")
+	if err != nil {
+		return fileErr("create temporary file in", dir, err)
+	}
+	name := tmp.Name()
+	renamed := false
+	defer func() {
+		if !renamed {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	w := j.wrap(tmp)
+	buf := append(j.buf[:0], header...)
+	for i := range j.entries {
+		buf = appendRecord(buf, &j.entries[i], true)
+		if len(buf) >= 64<<10 {
+			if err := writeAll(w, buf); err != nil {
+				return fileErr("write", name, err)
+			}
+			buf = buf[:0]
+		}
+	}
+	if err := writeAll(w, buf); err != nil {
+		return fileErr("write", name, err)
+	}
+	j.buf = buf[:0]
+	if err := w.Sync(); err != nil {
+		return fileErr("fsync", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fileErr("close", name, err)
+	}
+	if err := os.Rename(name, j.path); err != nil {
+		return fileErr("rename", name, err)
+	}
+	renamed = true
+	if err := j.syncDir(dir); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return fileErr("open", j.path, err)
+	}
+	j.f.Close()
+	j.f, j.w = f, j.wrap(f)
+	return nil
+}
+
+// makeDir creates dir and its missing parents with mode 0700, and fsyncs the
+// parent of each directory it creates so the journal's path survives a crash.
+func (j *Journal) makeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("state: %s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fileErr("stat", dir, err)
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := j.makeDir(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fileErr("mkdir", dir, err)
+	}
+	return j.syncDir(parent)
+}
+
+// syncDir fsyncs a directory. Like restic, it accepts that some file systems
+// cannot sync directories at all.
+func (j *Journal) syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fileErr("open", dir, err)
+	}
+	defer d.Close()
+	if err := j.wrap(d).Sync(); err != nil &&
+		!errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fileErr("fsync", dir, err)
+	}
+	return nil
+}
+
+func removeStaleTemps(dir, prefix string) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), prefix) {
+			os.Remove(filepath.Join(dir, de.Name()))
+		}
+	}
+}
