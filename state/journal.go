@@ -28,9 +28,12 @@ const (
 	Refused
 	// Deleted means the message was copied and then deleted from POP3.
 	Deleted
+	// Baseline means the user chose not to copy the message (pop2imap
+	// bridge --baseline): it counts as done, and is never deleted.
+	Baseline
 )
 
-var stepNames = [...]string{Appending: "appending", Appended: "appended", Refused: "refused", Deleted: "deleted"}
+var stepNames = [...]string{Appending: "appending", Appended: "appended", Refused: "refused", Deleted: "deleted", Baseline: "baseline"}
 
 // String returns the step's name as the journal writes it, such as "appended".
 func (s Step) String() string {
@@ -201,6 +204,42 @@ func (j *Journal) BeginAppend(e Entry) (uint64, error) {
 	}
 	j.add(e)
 	return e.ID, nil
+}
+
+// AddBaseline records entries that are done without being copied, each
+// created directly at step Baseline, and returns their IDs. All records are
+// written together and fsync'd once. The fields ID, Step, UIDValidity, UID,
+// Reason and Updated of each entry are ignored.
+func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usable(); err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, nil
+	}
+	now := j.now()
+	made := make([]Entry, len(es))
+	j.buf = j.buf[:0]
+	for k, e := range es {
+		e.ID = j.nextID + uint64(k)
+		e.Step = Baseline
+		e.UIDValidity, e.UID, e.Reason = 0, 0, ""
+		e.InternalDate = j.normTime(e.InternalDate)
+		e.Updated = now
+		j.buf = appendRecord(j.buf, &e, true)
+		made[k] = e
+	}
+	if err := j.commit(j.buf); err != nil {
+		return nil, err
+	}
+	ids := make([]uint64, len(made))
+	for k, e := range made {
+		j.add(e)
+		ids[k] = e.ID
+	}
+	return ids, nil
 }
 
 // MarkAppended records that entry id's APPEND succeeded, with the UIDVALIDITY
