@@ -1,0 +1,107 @@
+package dovecottest
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// usernameChars is Dovecot's default auth_username_chars: a login name with
+// any other byte is refused before the passdb is asked.
+const usernameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@"
+
+type account struct {
+	password   string
+	generation int64 // how many times its passwd-file was written
+}
+
+// AddUser creates a user that can log in to both POP3 and IMAP, or changes
+// the password of an existing one. The password may hold any bytes except CR,
+// LF and NUL, which no POP3 or IMAP login can carry. Dovecot lowercases login
+// names (auth_username_format = %Lu), so "Alice" and "alice" are the same
+// user. The user's mail lives in Dir/home/<name>/Maildir.
+//
+// A new user can log in as soon as AddUser returns. Changing a password
+// takes up to a second, because Dovecot looks at a passwd-file at most once a
+// second.
+func (s *Server) AddUser(t testing.TB, name, password string) {
+	t.Helper()
+	name = strings.ToLower(name)
+	if name == "" || strings.Trim(name, usernameChars) != "" || strings.Trim(name, ".") == "" {
+		t.Fatalf("dovecottest: AddUser %q: a name needs at least one of %q and nothing else", name, usernameChars)
+	}
+	if strings.ContainsAny(password, "\r\n\x00") {
+		t.Fatalf("dovecottest: AddUser %q: password holds CR, LF or NUL", name)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	home := s.home(name)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatalf("dovecottest: AddUser %q: %v", name, err)
+	}
+	if err := os.Chown(home, s.uid, s.gid); err != nil {
+		t.Fatalf("dovecottest: AddUser %q: %v", name, err)
+	}
+	acct := s.users[name]
+	if acct == nil {
+		acct = &account{}
+		s.users[name] = acct
+	}
+	acct.password = password
+	acct.generation++
+	if err := s.writeUser(name, acct); err != nil {
+		t.Fatalf("dovecottest: AddUser %q: %v", name, err)
+	}
+	if acct.generation > 1 {
+		// Dovecot may have looked at the old file during this second;
+		// it will not look again before the next one.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	}
+}
+
+func (s *Server) home(name string) string { return filepath.Join(s.Dir, "home", name) }
+
+// writeUser writes name's passwd-file, Dir/passwd/<name>.
+//
+// Dovecot (2.3 db-passwd-file.c) re-reads a passwd-file when its mtime, in
+// whole seconds, or its size differs from what it read last. A rewrite within
+// the same second at the same size would go unseen, so every write gets its
+// own mtime: the generation, in seconds since 1970.
+//
+// The password is stored as {PLAIN.b64} so that ':' and any other byte
+// survive the colon-separated format; the passdb still yields the plaintext,
+// which is what APOP needs.
+func (s *Server) writeUser(name string, acct *account) error {
+	// user:password:uid:gid:gecos:home:shell:extra; uid and gid come from
+	// mail_uid and mail_gid.
+	line := fmt.Sprintf("%s:{PLAIN.b64}%s::::%s::\n",
+		name, base64.StdEncoding.EncodeToString([]byte(acct.password)), s.home(name))
+	path := filepath.Join(s.usersDir, name)
+	tmp := filepath.Join(s.usersDir, "#tmp-"+name) // '#' is in no user name
+	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+		return err
+	}
+	stamp := time.Unix(acct.generation, 0)
+	if err := os.Chtimes(tmp, stamp, stamp); err != nil {
+		return err
+	}
+	// Renamed into place, so Dovecot never reads half a file.
+	return os.Rename(tmp, path)
+}
+
+// password returns the password AddUser gave name.
+func (s *Server) password(t testing.TB, name string) string {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct, ok := s.users[strings.ToLower(name)]
+	if !ok {
+		t.Fatalf("dovecottest: no user %q; call AddUser first", name)
+	}
+	return acct.password
+}
