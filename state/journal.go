@@ -78,7 +78,7 @@ type Entry struct {
 	ListSize     int64     // size from POP3 LIST
 	Size         int64     // exact bytes RETR delivered (after unstuffing)
 	SHA256       [32]byte  // of those bytes
-	NormSHA256   [32]byte  // of those bytes with every bare LF and bare CR made CRLF
+	NormSHA256   [32]byte  // loose hash: of those bytes without CRs, NUL read as 0x80 (see bridge)
 	MessageID    string    // the Message-ID header, "" when there is none
 	InternalDate time.Time // the internal date given to APPEND, zero when none
 	Step         Step      // how far the copy has got
