@@ -97,6 +97,11 @@ type Client struct {
 	err        error       // set once the wire is out of sync or broken
 	closed     bool
 	inCallback bool
+
+	// hide is the secret of the login command under way. A server may echo
+	// what it was sent, so the secret is cut from its replies before they
+	// reach an error or the Debug trace.
+	hide string
 }
 
 // NewClient starts a session on conn: it reads the server's greeting and
@@ -320,7 +325,11 @@ func (c *Client) Pass(password string) error {
 	if err := checkArg("PASS", password); err != nil {
 		return err
 	}
-	if _, err := c.cmd("PASS", "PASS "+password, "PASS <redacted>"); err != nil {
+	err := c.hiding(password, func() error {
+		_, err := c.cmd("PASS", "PASS "+password, "PASS <redacted>")
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	c.forgetCapabilities()
@@ -350,7 +359,11 @@ func (c *Client) APOP(user, secret string) error {
 	}
 	sum := md5.Sum([]byte(c.timestamp + secret))
 	digest := hex.EncodeToString(sum[:])
-	if _, err := c.cmd(label, "APOP "+user+" "+digest, "APOP "+user+" <redacted>"); err != nil {
+	err := c.hiding(digest, func() error {
+		_, err := c.cmd(label, "APOP "+user+" "+digest, "APOP "+user+" <redacted>")
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	c.forgetCapabilities()
@@ -641,8 +654,42 @@ func (c *Client) flush(label string) error {
 
 func (c *Client) traceLine(line []byte) {
 	if c.debug != nil {
-		fmt.Fprintf(c.debug, "S: %s\n", line)
+		fmt.Fprintf(c.debug, "S: %s\n", c.scrub(string(line)))
 	}
+}
+
+// scrub replaces the secret of the login under way in s.
+func (c *Client) scrub(s string) string {
+	if c.hide == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.hide, "<redacted>")
+}
+
+// hiding runs a login command with secret kept out of its error and of the
+// trace, whatever the server echoes back.
+func (c *Client) hiding(secret string, f func() error) error {
+	c.hide = secret
+	defer func() { c.hide = "" }()
+	err := f()
+	if err == nil || secret == "" {
+		return err
+	}
+	var perr *Error
+	var prot *ProtocolError
+	switch {
+	case errors.As(err, &perr) && strings.Contains(perr.Text, secret):
+		scrubbed := *perr
+		scrubbed.Text = c.scrub(perr.Text)
+		return &scrubbed
+	case errors.As(err, &prot) && strings.Contains(prot.Msg, secret):
+		scrubbed := *prot
+		scrubbed.Msg = c.scrub(prot.Msg)
+		return &scrubbed
+	case strings.Contains(err.Error(), secret):
+		return errors.New(c.scrub(err.Error()))
+	}
+	return err
 }
 
 // readLine reads one response line and returns it without its line ending

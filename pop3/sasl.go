@@ -30,6 +30,14 @@ const maxAuthLine = 255
 // mech.Next and its answers sent back; if Next fails, the exchange is
 // cancelled with "*". Payloads never appear in errors or the Debug trace.
 func (c *Client) Auth(mech SASLClient) error {
+	var secret string
+	if h, ok := mech.(interface{ secret() string }); ok {
+		secret = h.secret()
+	}
+	return c.hiding(secret, func() error { return c.auth(mech) })
+}
+
+func (c *Client) auth(mech SASLClient) error {
 	name, ir, err := mech.Start()
 	if err != nil {
 		return fmt.Errorf("pop3: AUTH: %w", err)
@@ -238,3 +246,9 @@ func (a *oauthBearerClient) Start() (string, []byte, error) {
 func (a *oauthBearerClient) Next([]byte) ([]byte, error) {
 	return []byte{0x01}, nil
 }
+
+// secret tells Client.Auth what to keep out of errors and traces.
+func (a *plainClient) secret() string       { return a.password }
+func (a *loginClient) secret() string       { return a.password }
+func (a *xoauth2Client) secret() string     { return a.token }
+func (a *oauthBearerClient) secret() string { return a.token }

@@ -1,11 +1,14 @@
 package pop3
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -249,5 +252,61 @@ func TestTraceRedaction(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("trace lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestEchoedSecretIsScrubbed: a server that echoes the password or token in
+// its -ERR text must not get it into the error or the Debug trace.
+func TestEchoedSecretIsScrubbed(t *testing.T) {
+	const secret = "s3cret-Echo-Value"
+	tests := []struct {
+		name  string
+		login func(c *Client) error
+		reply string
+	}{
+		{"PASS", func(c *Client) error { return c.Login("u", secret) }, "-ERR [AUTH] bad password " + secret},
+		{"AUTH PLAIN", func(c *Client) error { return c.Auth(NewPlainClient("", "u", secret)) }, "-ERR [AUTH] no such password: " + secret},
+		{"XOAUTH2", func(c *Client) error { return c.Auth(NewXOAUTH2Client("u", secret, false)) }, "-ERR token " + secret + " expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			go func() {
+				defer server.Close()
+				w := bufio.NewWriter(server)
+				r := bufio.NewReader(server)
+				w.WriteString("+OK ready\r\n")
+				w.Flush()
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(line, "USER") {
+						w.WriteString("+OK\r\n")
+					} else {
+						w.WriteString(tt.reply + "\r\n")
+					}
+					w.Flush()
+				}
+			}()
+			var trace strings.Builder
+			c, err := NewClient(client, &Options{Debug: &trace, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.login(c)
+			if err == nil {
+				t.Fatal("login succeeded against a refusing server")
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(trace.String(), secret) {
+				t.Errorf("secret leaked: err %q, trace %q", err, trace.String())
+			}
+			var perr *Error
+			if !errors.As(err, &perr) {
+				t.Errorf("scrubbed error %v is no longer a *pop3.Error", err)
+			}
+		})
 	}
 }
