@@ -1,0 +1,852 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/pop2imap/pop2imap/pop3"
+	"github.com/pop2imap/pop2imap/state"
+)
+
+// Config tunes one migration run.
+type Config struct {
+	Folder string // target folder; "" means INBOX
+	Delete bool   // DELE each message once its append is confirmed and recorded
+	DryRun bool   // list and plan only; change nothing anywhere
+	Limit  int    // copy at most this many new messages; 0 means all
+	Seen   bool   // store appended messages with \Seen
+	// DeleteAfter, when positive and Delete is false, deletes a message
+	// from POP3 once its append was confirmed at least this long ago,
+	// according to the journal. Newer copies stay on the server.
+	DeleteAfter time.Duration
+	// Baseline records every message now on the server as done without
+	// retrieving or copying it, so that later runs copy only new mail.
+	Baseline bool
+	// RetryRefusedAfter, when positive, leaves a message the IMAP server
+	// refused alone until that long after the refusal, instead of trying it
+	// again on every run. A daemon sets it so that one oversized message
+	// does not cost a RETR and an APPEND every cycle.
+	RetryRefusedAfter time.Duration
+
+	// IMAPConns is how many IMAP connections append in parallel; 0 means 4.
+	IMAPConns int
+	// Window is how many RETR (and DELE) commands may be outstanding on the
+	// POP3 connection when the server allows pipelining; 0 means 16.
+	Window int
+	// SpoolThreshold is the largest message kept in memory; larger ones are
+	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
+	SpoolThreshold int64
+	TempDir        string
+	// Retries is how many times a temporary failure is retried, with
+	// exponential backoff from RetryDelay (0 means 5 and 1s; a negative
+	// Retries means none, so that the first failure ends the run).
+	Retries    int
+	RetryDelay time.Duration
+	// Timeout bounds each IMAP command; 0 means one minute.
+	Timeout time.Duration
+
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+func (cfg *Config) withDefaults() Config {
+	c := *cfg
+	if c.Folder == "" {
+		c.Folder = "INBOX"
+	}
+	if c.IMAPConns <= 0 {
+		c.IMAPConns = 4
+	}
+	if c.IMAPConns > MaxIMAPConns {
+		c.IMAPConns = MaxIMAPConns
+	}
+	if c.Window <= 0 {
+		c.Window = 16
+	}
+	if c.SpoolThreshold <= 0 {
+		c.SpoolThreshold = 1 << 20
+	}
+	switch {
+	case c.Retries == 0:
+		c.Retries = 5
+	case c.Retries < 0:
+		c.Retries = 0
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// MaxIMAPConns caps parallel IMAP connections: servers commonly limit a user
+// to about ten (Gmail to 15, Dovecot by default to 10 per user and IP).
+const MaxIMAPConns = 8
+
+// Stats are the run's counters. The pipeline only adds to them; the caller
+// may read them at any time to draw progress.
+type Stats struct {
+	Listed      atomic.Int64 // messages in the POP3 mailbox
+	AlreadyDone atomic.Int64 // skipped: the journal shows them copied
+	ToCopy      atomic.Int64 // messages this run will try to copy
+	BytesToCopy atomic.Int64 // their sizes as LIST reported them
+	Appended    atomic.Int64 // appended in this run
+	Recovered   atomic.Int64 // found already in the folder after an interrupted run
+	Deleted     atomic.Int64 // DELE committed by QUIT in this run
+	LeftBehind  atomic.Int64 // refused by the IMAP server; still on the POP3 server
+	Bytes       atomic.Int64 // bytes retrieved and appended in this run
+	Retries     atomic.Int64 // temporary failures retried
+	Baselined   atomic.Int64 // recorded as done without copying (Baseline)
+}
+
+// EventKind says what happened to a message.
+type EventKind int
+
+const (
+	EventAppended      EventKind = iota // stored in the folder
+	EventRecovered                      // found in the folder from an interrupted run
+	EventRefused                        // the IMAP server refused it; left on the POP3 server
+	EventDeleted                        // deleted from the POP3 server (QUIT succeeded)
+	EventWouldCopy                      // dry run: would be copied
+	EventWouldDelete                    // dry run: would be deleted
+	EventRetry                          // a temporary failure; retrying
+	EventFolderCreated                  // the target folder was created
+)
+
+func (k EventKind) String() string {
+	return [...]string{"appended", "recovered", "refused", "deleted", "would-copy", "would-delete", "retry", "folder-created"}[k]
+}
+
+// Event reports one step for one message, for logs and reports.
+type Event struct {
+	Kind      EventKind
+	Number    int // POP3 message number in this session
+	UIDL      string
+	Size      int64
+	MessageID string
+	UID       uint32 // IMAP UID when known
+	Err       error  // for EventRefused and EventRetry
+}
+
+// Migrator moves the messages of one POP3 mailbox into one IMAP folder.
+type Migrator struct {
+	Config  Config
+	POP3    *Endpoint
+	IMAP    *Endpoint
+	Journal *state.Journal // nil only in a dry run with no journal yet
+	Stats   *Stats
+	// OnEvent, when set, is called for each event. Calls may come from
+	// several goroutines at once.
+	OnEvent func(Event)
+}
+
+// Run performs the migration. It retries the whole session after a temporary
+// failure (a dropped connection, [SYS/TEMP], [IN-USE]); each retry resumes
+// from the journal. It returns ctx.Err() when cancelled, after letting the
+// messages already retrieved finish so that the journal stays exact.
+func (m *Migrator) Run(ctx context.Context) error {
+	cfg := m.Config.withDefaults()
+	if m.Stats == nil {
+		m.Stats = &Stats{}
+	}
+	delay := cfg.RetryDelay
+	for attempt := 0; ; attempt++ {
+		err := m.session(ctx, &cfg)
+		if err == nil || ctx.Err() != nil || !isTemporary(err) || attempt >= cfg.Retries {
+			return err
+		}
+		m.Stats.Retries.Add(1)
+		m.emit(Event{Kind: EventRetry, Err: err})
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+func (m *Migrator) emit(e Event) {
+	if m.OnEvent != nil {
+		m.OnEvent(e)
+	}
+}
+
+// isTemporary reports whether a failed session is worth retrying as a whole.
+func isTemporary(err error) bool {
+	var perr *pop3.Error
+	if errors.As(err, &perr) {
+		return perr.Temporary()
+	}
+	var aerr *AuthError
+	if errors.As(err, &aerr) || errors.Is(err, ErrOverQuota) || errors.Is(err, ErrInsecureAuth) {
+		return false
+	}
+	var cerr *ConnectError
+	if errors.As(err, &cerr) {
+		// An unreachable host, a failed handshake or a broken password
+		// command will not mend itself within a few retries; a login the
+		// server refused "for now" may.
+		return cerr.Temporary()
+	}
+	var jerr *JournalError
+	if errors.As(err, &jerr) {
+		return false
+	}
+	return isNetError(err)
+}
+
+// JournalError wraps a failure to record a step. The run stops at once,
+// because nothing may be deleted that is not durably recorded.
+type JournalError struct{ Err error }
+
+func (e *JournalError) Error() string { return e.Err.Error() }
+func (e *JournalError) Unwrap() error { return e.Err }
+
+// listedMsg is one message of the POP3 listing.
+type listedMsg struct {
+	num  int
+	uidl string
+	size int64
+}
+
+// task is one listed message with what the journal knows of it.
+type task struct {
+	listedMsg
+	// entry is the journal entry this message was matched to, if any.
+	entry *state.Entry
+}
+
+// session runs one POP3 session from login to QUIT.
+func (m *Migrator) session(ctx context.Context, cfg *Config) error {
+	pc, err := DialPOP3(ctx, m.POP3)
+	if err != nil {
+		return err
+	}
+	quitOK := false
+	defer func() {
+		if !quitOK {
+			// Dropping the connection without QUIT makes the server forget
+			// every DELE of this session: nothing is lost, and the next run
+			// deletes again what was confirmed.
+			pc.Close()
+		}
+	}()
+
+	listing, err := listMailbox(pc)
+	if err != nil {
+		return err
+	}
+	m.Stats.Listed.Store(int64(len(listing)))
+
+	ic, err := DialIMAP(ctx, m.IMAP)
+	if err != nil {
+		return err
+	}
+	defer ic.Close()
+
+	done, pending, fresh := m.plan(listing)
+	m.Stats.AlreadyDone.Store(int64(len(done)))
+
+	if cfg.DryRun {
+		return m.dryRun(pc, ic, cfg, done, pending, fresh)
+	}
+	if cfg.Baseline {
+		if err := m.baseline(append(pending, fresh...)); err != nil {
+			return err
+		}
+		pending, fresh = nil, nil
+	}
+
+	if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
+		return err
+	} else if created {
+		m.emit(Event{Kind: EventFolderCreated})
+	}
+
+	// Messages the journal shows as being appended when a run stopped may or
+	// may not be in the folder. Look before sending them again.
+	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout, claimed: m.claimedUIDs()}
+	var retry []task
+	for _, t := range pending {
+		uid, err := loc.find(t.entry)
+		if err != nil {
+			return err
+		}
+		if uid == 0 {
+			retry = append(retry, t)
+			continue
+		}
+		if err := m.Journal.MarkAppended(t.entry.ID, loc.uidValidity, uint32(uid)); err != nil {
+			return &JournalError{err}
+		}
+		loc.claimed[uid] = true
+		t.entry.Step = state.Appended
+		m.Stats.Recovered.Add(1)
+		m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: t.entry.Size, MessageID: t.entry.MessageID, UID: uint32(uid)})
+		done = append(done, t)
+	}
+	if loc.selected {
+		if err := withDeadline(ic, cfg.Timeout, ic.Unselect().Wait); err != nil {
+			return fmt.Errorf("imap: UNSELECT: %w", err)
+		}
+	}
+
+	copyList := append(retry, fresh...)
+	if cfg.Limit > 0 && len(copyList) > cfg.Limit {
+		copyList = copyList[:cfg.Limit]
+	}
+	m.Stats.ToCopy.Store(int64(len(copyList)))
+	var bytesToCopy int64
+	for _, t := range copyList {
+		bytesToCopy += t.size
+	}
+	m.Stats.BytesToCopy.Store(bytesToCopy)
+
+	p := &pipeline{m: m, cfg: cfg, pc: pc, first: ic, deleteIDs: map[int]uint64{}}
+	for _, t := range done {
+		if !cfg.deletable(t.entry) {
+			continue
+		}
+		p.confirmed = append(p.confirmed, t.num)
+		// An entry already recorded deleted belongs to a server that kept
+		// the message anyway: DELE it again, record nothing new.
+		if t.entry.Step != state.Deleted {
+			p.deleteIDs[t.num] = t.entry.ID
+		}
+	}
+	if err := p.run(ctx, copyList); err != nil {
+		return err
+	}
+
+	if err := pc.Quit(); err != nil {
+		return err
+	}
+	quitOK = true
+	if len(p.deleted) > 0 {
+		ids := make([]uint64, 0, len(p.deleted))
+		for _, n := range p.deleted {
+			if id, ok := p.deleteIDs[n]; ok {
+				ids = append(ids, id)
+			}
+		}
+		if err := m.Journal.MarkDeleted(ids); err != nil {
+			// The server has deleted them; the journal merely lags. A rerun
+			// will not find them and so will not copy them again.
+			return &JournalError{err}
+		}
+		m.Stats.Deleted.Add(int64(len(ids)))
+		for _, n := range p.deleted {
+			m.emit(Event{Kind: EventDeleted, Number: n})
+		}
+	}
+	return ctx.Err()
+}
+
+// deletable reports whether a message the journal shows as done may be
+// deleted from POP3 in this run. Baseline and refused messages were never
+// copied, so they are never deleted.
+func (cfg *Config) deletable(e *state.Entry) bool {
+	switch {
+	case e.Step == state.Baseline, e.Step == state.Refused:
+		return false
+	case cfg.Delete:
+		return true
+	case cfg.DeleteAfter > 0:
+		return e.Step == state.Deleted || cfg.Now().Sub(e.Updated) >= cfg.DeleteAfter
+	}
+	return false
+}
+
+// baseline records the given messages as done without copying them.
+func (m *Migrator) baseline(tasks []task) error {
+	es := make([]state.Entry, len(tasks))
+	for i, t := range tasks {
+		es[i] = state.Entry{UIDL: t.uidl, ListSize: t.size}
+	}
+	if _, err := m.Journal.AddBaseline(es); err != nil {
+		return &JournalError{err}
+	}
+	m.Stats.Baselined.Add(int64(len(es)))
+	return nil
+}
+
+// listMailbox joins UIDL and LIST into one listing in message-number order.
+func listMailbox(pc *pop3.Client) ([]listedMsg, error) {
+	uids, err := pc.Uidl()
+	if err != nil {
+		return nil, err
+	}
+	sizes, err := pc.List()
+	if err != nil {
+		return nil, err
+	}
+	size := make(map[int]int64, len(sizes))
+	for _, s := range sizes {
+		size[s.Number] = s.Size
+	}
+	out := make([]listedMsg, 0, len(uids))
+	for _, u := range uids {
+		s, ok := size[u.Number]
+		if !ok {
+			return nil, fmt.Errorf("pop3: message %d is in UIDL but not in LIST", u.Number)
+		}
+		out = append(out, listedMsg{num: u.Number, uidl: u.UID, size: s})
+	}
+	return out, nil
+}
+
+// plan matches the listing against the journal. Each journal entry stands
+// for at most one listed message, so identical messages sharing a UIDL are
+// each copied once. A message is done when an entry with its UIDL and size
+// is recorded appended (or deleted, for a server that kept it anyway);
+// pending when an entry shows an APPEND whose outcome is unknown; and fresh
+// otherwise.
+func (m *Migrator) plan(listing []listedMsg) (done, pending, fresh []task) {
+	if m.Journal == nil {
+		for _, l := range listing {
+			fresh = append(fresh, task{listedMsg: l})
+		}
+		return
+	}
+	used := map[uint64]bool{}
+	var unmatched []listedMsg
+	cfg := m.Config.withDefaults()
+	recentRefusal := func(e *state.Entry) bool {
+		return e.Step == state.Refused && cfg.RetryRefusedAfter > 0 &&
+			cfg.Now().Sub(e.Updated) < cfg.RetryRefusedAfter
+	}
+	claim := func(l listedMsg, done func(*state.Entry) bool) *state.Entry {
+		for _, e := range m.Journal.ByUIDL(l.uidl) {
+			if used[e.ID] || e.ListSize != l.size || !done(&e) {
+				continue
+			}
+			used[e.ID] = true
+			return &e
+		}
+		return nil
+	}
+	isDone := func(e *state.Entry) bool {
+		switch e.Step {
+		case state.Appended, state.Deleted, state.Baseline:
+			return true
+		}
+		return recentRefusal(e)
+	}
+	isPending := func(e *state.Entry) bool { return e.Step == state.Appending }
+	for _, l := range listing {
+		if e := claim(l, isDone); e != nil {
+			done = append(done, task{l, e})
+			continue
+		}
+		unmatched = append(unmatched, l)
+	}
+	for _, l := range unmatched {
+		if e := claim(l, isPending); e != nil {
+			pending = append(pending, task{l, e})
+			continue
+		}
+		fresh = append(fresh, task{listedMsg: l})
+	}
+	return done, pending, fresh
+}
+
+// claimedUIDs returns the UIDs that journal entries already own.
+func (m *Migrator) claimedUIDs() map[imap.UID]bool {
+	out := map[imap.UID]bool{}
+	for _, e := range m.Journal.Entries() {
+		if e.UID != 0 && (e.Step == state.Appended || e.Step == state.Deleted) {
+			out[imap.UID(e.UID)] = true
+		}
+	}
+	return out
+}
+
+func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, done, pending, fresh []task) error {
+	copyList := append(append([]task{}, pending...), fresh...)
+	if cfg.Limit > 0 && len(copyList) > cfg.Limit {
+		copyList = copyList[:cfg.Limit]
+	}
+	m.Stats.ToCopy.Store(int64(len(copyList)))
+	for _, t := range copyList {
+		m.Stats.BytesToCopy.Add(t.size)
+		m.emit(Event{Kind: EventWouldCopy, Number: t.num, UIDL: t.uidl, Size: t.size})
+	}
+	for _, t := range done {
+		if cfg.deletable(t.entry) {
+			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
+		}
+	}
+	if cfg.Delete {
+		for _, t := range copyList {
+			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
+		}
+	}
+	if _, err := folderExists(ic, cfg.Folder, cfg.Timeout); err != nil {
+		return err
+	}
+	// Nothing was retrieved or deleted, so QUIT changes nothing.
+	return pc.Quit()
+}
+
+// pipeline streams messages from the POP3 session to parallel IMAP appenders
+// and feeds confirmed messages back to the POP3 session for deletion.
+type pipeline struct {
+	m     *Migrator
+	cfg   *Config
+	pc    *pop3.Client
+	first *imapclient.Client
+
+	mu        sync.Mutex
+	confirmed []int          // recorded appended, not yet DELE'd
+	deleteIDs map[int]uint64 // message number -> journal entry
+	deleted   []int          // DELE'd in this session
+	unsettled int            // retrieved but not yet recorded appended or refused
+	fatal     error
+}
+
+type job struct {
+	task
+	sp    *spool
+	entry state.Entry
+}
+
+func (p *pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.fatal == nil {
+		p.fatal = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *pipeline) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fatal
+}
+
+// run copies the tasks. Between batches of RETR it sends the DELEs that have
+// become safe. It returns nil only when every retrieved message is settled,
+// so that QUIT cannot commit anything unrecorded.
+func (p *pipeline) run(ctx context.Context, tasks []task) error {
+	// Fatal errors abort work at once; a cancelled ctx only stops new work.
+	abort, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	jobs := make(chan *job, p.cfg.IMAPConns)
+	var wg sync.WaitGroup
+	workers := min(p.cfg.IMAPConns, len(tasks))
+	for i := 0; i < workers; i++ {
+		var c *imapclient.Client
+		if i == 0 {
+			c = p.first
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &appender{p: p, c: c, owned: i != 0}
+			defer w.close()
+			for j := range jobs {
+				if err := w.deliver(abort, j); err != nil {
+					p.fail(err)
+					cancel()
+				}
+			}
+		}()
+	}
+
+	perr := p.produce(ctx, abort, tasks, jobs)
+	if perr != nil {
+		p.fail(perr)
+		cancel()
+	}
+	close(jobs)
+	wg.Wait()
+	if err := p.failed(); err != nil {
+		return err
+	}
+	if err := p.flushDeletes(); err != nil {
+		return err
+	}
+	if p.unsettled != 0 {
+		return fmt.Errorf("bridge: %d retrieved messages were not recorded", p.unsettled)
+	}
+	return nil
+}
+
+// produce retrieves the tasks in batches of one window. It checks ctx only
+// between batches, so every message retrieved is also handed on.
+func (p *pipeline) produce(ctx, abort context.Context, tasks []task, jobs chan<- *job) error {
+	if err := p.flushDeletes(); err != nil {
+		return err
+	}
+	byNum := make(map[int]task, p.cfg.Window)
+	for start := 0; start < len(tasks); start += p.cfg.Window {
+		if ctx.Err() != nil || abort.Err() != nil {
+			return nil
+		}
+		batch := tasks[start:min(start+p.cfg.Window, len(tasks))]
+		nums := make([]int, len(batch))
+		clear(byNum)
+		for i, t := range batch {
+			nums[i] = t.num
+			byNum[t.num] = t
+		}
+		err := p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
+			p.mu.Lock()
+			p.unsettled++
+			p.mu.Unlock()
+			j, err := p.prepare(byNum[n], body)
+			if err != nil {
+				return err
+			}
+			select {
+			case jobs <- j:
+				return nil
+			case <-abort.Done():
+				j.sp.Close()
+				return p.failed()
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if err := p.flushDeletes(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle records that one retrieved message has reached the journal.
+func (p *pipeline) settle() {
+	p.mu.Lock()
+	p.unsettled--
+	p.mu.Unlock()
+}
+
+// prepare spools one retrieved message and records the intent to append it.
+// It returns nil when the bytes show the message is already copied.
+func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
+	sp, err := spoolMessage(body, p.cfg.SpoolThreshold, p.cfg.TempDir)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: RETR %d: %w", t.num, err)
+	}
+	if t.entry != nil && t.entry.SHA256 == sp.sum {
+		// A retry of an APPEND whose outcome was unknown and that the folder
+		// search did not find: send it again under the same journal entry.
+		return &job{task: t, sp: sp, entry: *t.entry}, nil
+	}
+	meta := parseMeta(sp.header)
+	date := meta.Date
+	if date.IsZero() {
+		date = p.cfg.Now().Truncate(time.Second)
+	}
+	e := state.Entry{
+		UIDL:         t.uidl,
+		ListSize:     t.size,
+		Size:         sp.size,
+		SHA256:       sp.sum,
+		NormSHA256:   sp.norm,
+		MessageID:    meta.MessageID,
+		InternalDate: date,
+	}
+	id, err := p.m.Journal.BeginAppend(e)
+	if err != nil {
+		sp.Close()
+		return nil, &JournalError{err}
+	}
+	e.ID = id
+	e.Step = state.Appending
+	return &job{task: t, sp: sp, entry: e}, nil
+}
+
+// flushDeletes sends DELE for every message recorded appended since the last
+// call. This is the only place pop2imap deletes anything.
+func (p *pipeline) flushDeletes() error {
+	if p.cfg.DryRun {
+		return nil
+	}
+	p.mu.Lock()
+	nums := p.confirmed
+	p.confirmed = nil
+	p.mu.Unlock()
+	if len(nums) == 0 {
+		return nil
+	}
+	if err := p.pc.DeleAll(nums, p.cfg.Window); err != nil {
+		return err
+	}
+	p.deleted = append(p.deleted, nums...)
+	return nil
+}
+
+// appender owns one IMAP connection and delivers jobs over it.
+type appender struct {
+	p     *pipeline
+	c     *imapclient.Client
+	owned bool
+}
+
+func (w *appender) close() {
+	if w.owned && w.c != nil {
+		w.c.Close()
+	}
+}
+
+func (w *appender) conn(ctx context.Context) (*imapclient.Client, error) {
+	if w.c == nil {
+		c, err := DialIMAP(ctx, w.p.m.IMAP)
+		if err != nil {
+			return nil, err
+		}
+		w.c = c
+		w.owned = true
+	}
+	return w.c, nil
+}
+
+func (w *appender) drop() {
+	if w.c != nil {
+		w.c.Close()
+		w.c = nil
+		w.owned = true
+	}
+}
+
+// deliver appends one job, retrying temporary failures, and records the
+// outcome. A nil error means the job is settled; an error stops the run.
+func (w *appender) deliver(ctx context.Context, j *job) error {
+	defer j.sp.Close()
+	p, cfg, m := w.p, w.p.cfg, w.p.m
+	opts := &imap.AppendOptions{Time: j.entry.InternalDate}
+	if cfg.Seen {
+		opts.Flags = []imap.Flag{imap.FlagSeen}
+	}
+	delay := cfg.RetryDelay
+	unknown := false // an earlier attempt may have stored the message
+	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c, err := w.conn(ctx)
+		if err != nil {
+			// Reconnecting failed: that says nothing about this message,
+			// so it must not be taken for a refusal of it.
+			var cerr *ConnectError
+			if !errors.As(err, &cerr) || !cerr.Temporary() || attempt >= cfg.Retries {
+				return err
+			}
+			m.Stats.Retries.Add(1)
+			m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			delay = min(delay*2, time.Minute)
+			continue
+		}
+		if unknown {
+			var uid imap.UID
+			uid, err = w.locate(c, &j.entry)
+			if err == nil && uid != 0 {
+				return w.recordAppended(j, 0, uint32(uid), EventRecovered)
+			}
+			if err == nil {
+				err = w.unselect(c)
+			}
+		}
+		var data *imap.AppendData
+		if err == nil {
+			data, err = appendSpool(c, cfg.Folder, j.sp, opts, cfg.Timeout)
+			if err == nil {
+				return w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
+			}
+		}
+		kind, certain := classifyAppendError(err)
+		switch kind {
+		case errTryCreate:
+			if _, cerr := ensureFolder(c, cfg.Folder, cfg.Timeout); cerr != nil {
+				return cerr
+			}
+			continue
+		case errRefused:
+			if err := m.Journal.MarkRefused(j.entry.ID, err.Error()); err != nil {
+				return &JournalError{err}
+			}
+			p.settle()
+			m.Stats.LeftBehind.Add(1)
+			m.emit(Event{Kind: EventRefused, Number: j.num, UIDL: j.uidl, Size: j.sp.size, MessageID: j.entry.MessageID, Err: &RefusedError{err}})
+			return nil
+		case errFatalQuota:
+			return fmt.Errorf("imap: APPEND: %w: %w", ErrOverQuota, err)
+		case errFatal:
+			return fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
+		}
+		if !certain {
+			unknown = true
+			w.drop()
+		}
+		if attempt >= cfg.Retries {
+			return fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)
+		}
+		m.Stats.Retries.Add(1)
+		m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+func (w *appender) locate(c *imapclient.Client, e *state.Entry) (imap.UID, error) {
+	loc := &locator{c: c, folder: w.p.cfg.Folder, timeout: w.p.cfg.Timeout, claimed: w.p.m.claimedUIDs()}
+	return loc.find(e)
+}
+
+func (w *appender) unselect(c *imapclient.Client) error {
+	if c.Mailbox() == nil {
+		return nil
+	}
+	return withDeadline(c, w.p.cfg.Timeout, c.Unselect().Wait)
+}
+
+// recordAppended makes the append durable and only then offers the message
+// for deletion.
+func (w *appender) recordAppended(j *job, uidValidity, uid uint32, kind EventKind) error {
+	p, m := w.p, w.p.m
+	if err := m.Journal.MarkAppended(j.entry.ID, uidValidity, uid); err != nil {
+		return &JournalError{err}
+	}
+	p.mu.Lock()
+	p.unsettled--
+	if p.cfg.Delete {
+		p.confirmed = append(p.confirmed, j.num)
+		p.deleteIDs[j.num] = j.entry.ID
+	}
+	p.mu.Unlock()
+	if kind == EventRecovered {
+		m.Stats.Recovered.Add(1)
+	} else {
+		m.Stats.Appended.Add(1)
+	}
+	m.Stats.Bytes.Add(j.sp.size)
+	m.emit(Event{Kind: kind, Number: j.num, UIDL: j.uidl, Size: j.sp.size, MessageID: j.entry.MessageID, UID: uid})
+	return nil
+}

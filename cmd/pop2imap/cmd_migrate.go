@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/state"
+)
+
+// connOptions holds the flags that say how to reach and log in to both
+// servers. Every command that talks to the servers shares them.
+type connOptions struct {
+	POP3, POP3User, POP3TLS           string
+	IMAP, IMAPUser, IMAPTLS           string
+	POP3PasswordFile, POP3PasswordCmd string
+	IMAPPasswordFile, IMAPPasswordCmd string
+	POP3TokenCmd, IMAPTokenCmd        string // print OAuth2 access tokens
+	POP3Auth, IMAPAuth                string // forced login mechanisms, or "auto"
+	CAFile, TLSServerName             string
+	AllowInsecureAuth                 bool
+	Folder                            string
+	Timeout                           time.Duration
+}
+
+// migrateOptions holds the flags of `pop2imap migrate`.
+type migrateOptions struct {
+	connOptions
+	Delete, DryRun, Seen bool
+	Limit                int
+	State, Report        string
+	Progress, LogFormat  string
+	Verbose              bool
+	IMAPConns, Window    int
+}
+
+// AddFlags registers the connection flags on fs.
+func (o *connOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.POP3, "pop3", "", "POP3 server `HOST[:PORT]` (port 995 with implicit TLS, else 110)")
+	fs.StringVar(&o.POP3User, "pop3-user", "", "POP3 user name")
+	fs.StringVar(&o.POP3TLS, "pop3-tls", "implicit", "POP3 TLS mode: implicit, starttls or none")
+	fs.StringVar(&o.POP3PasswordFile, "pop3-password-file", "", "read the POP3 password from `FILE` (first line)")
+	fs.StringVar(&o.POP3PasswordCmd, "pop3-password-cmd", "", "run `COMMAND` and use the first line it prints as the POP3 password")
+	fs.StringVar(&o.POP3TokenCmd, "pop3-oauth2-token-cmd", "", "run `COMMAND` at each login and use the first line it prints as an OAuth2 access token for POP3 (implies XOAUTH2)")
+	fs.StringVar(&o.POP3Auth, "pop3-auth", "auto", "POP3 login `MECHANISM`: auto, user, apop, plain, login, xoauth2 or oauthbearer")
+	fs.StringVar(&o.IMAP, "imap", "", "IMAP server `HOST[:PORT]` (port 993 with implicit TLS, else 143)")
+	fs.StringVar(&o.IMAPUser, "imap-user", "", "IMAP user name")
+	fs.StringVar(&o.IMAPTLS, "imap-tls", "implicit", "IMAP TLS mode: implicit, starttls or none")
+	fs.StringVar(&o.IMAPPasswordFile, "imap-password-file", "", "read the IMAP password from `FILE` (first line)")
+	fs.StringVar(&o.IMAPPasswordCmd, "imap-password-cmd", "", "run `COMMAND` and use the first line it prints as the IMAP password")
+	fs.StringVar(&o.IMAPTokenCmd, "imap-oauth2-token-cmd", "", "run `COMMAND` at each login and use the first line it prints as an OAuth2 access token for IMAP (implies XOAUTH2)")
+	fs.StringVar(&o.IMAPAuth, "imap-auth", "auto", "IMAP login `MECHANISM`: auto, login, plain, xoauth2 or oauthbearer")
+	fs.StringVar(&o.CAFile, "ca-file", "", "trust the PEM certificates in `FILE` in addition to the system roots")
+	fs.StringVar(&o.TLSServerName, "tls-server-name", "", "verify certificates against `NAME` (for servers reached by IP address)")
+	fs.BoolVar(&o.AllowInsecureAuth, "allow-insecure-auth", false, "allow sending passwords unencrypted to hosts other than loopback")
+	fs.StringVar(&o.Folder, "folder", "INBOX", "target IMAP `FOLDER`, created if missing")
+	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "deadline for each command on the wire")
+}
+
+// AddFlags registers the flags of migrate on fs.
+func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
+	o.connOptions.AddFlags(fs)
+	fs.BoolVar(&o.Delete, "delete", false, "DELE each message once its append is confirmed and recorded (default: keep)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "connect, list, and print what would be copied and deleted; change nothing anywhere")
+	fs.IntVar(&o.Limit, "limit", 0, "copy at most `N` new messages in this run (0: all)")
+	fs.BoolVar(&o.Seen, "seen", false, `store appended messages as \Seen`)
+	fs.StringVar(&o.State, "state", "", "journal `FILE` (default: one per account pair under $XDG_STATE_HOME/pop2imap)")
+	fs.StringVar(&o.Report, "report", "", "write a JSON summary to `FILE`")
+	fs.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
+	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
+	fs.IntVar(&o.Window, "pop3-window", 16, "RETR commands in flight when the POP3 server allows pipelining")
+}
+
+func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o migrateOptions
+	fs := pflag.NewFlagSet("migrate", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.AddFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pop2imap migrate --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return &usageError{msg: err.Error(), err: err}
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q (passwords are never given on the command line)", fs.Arg(0))
+	}
+	pop3Secret, imapSecret, err := o.secrets()
+	if err != nil {
+		return err
+	}
+	return runMigrate(ctx, &o, pop3Secret, imapSecret, stdout, stderr)
+}
+
+func (o *connOptions) secrets() (pop3Secret, imapSecret bridge.SecretFunc, err error) {
+	pop3Secret, err = secretSource{what: "POP3 password", envVar: "POP2IMAP_POP3_PASSWORD",
+		file: o.POP3PasswordFile, command: o.POP3PasswordCmd, tokenCommand: o.POP3TokenCmd,
+		oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3"}.resolve()
+	if err != nil {
+		return nil, nil, err
+	}
+	imapSecret, err = secretSource{what: "IMAP password", envVar: "POP2IMAP_IMAP_PASSWORD",
+		file: o.IMAPPasswordFile, command: o.IMAPPasswordCmd, tokenCommand: o.IMAPTokenCmd,
+		oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap"}.resolve()
+	return pop3Secret, imapSecret, err
+}
+
+// endpoints checks the connection flags and builds both endpoints.
+func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*bridge.Endpoint, *bridge.Endpoint, error) {
+	for _, req := range []struct{ val, flag string }{
+		{o.POP3, "--pop3"}, {o.POP3User, "--pop3-user"}, {o.IMAP, "--imap"}, {o.IMAPUser, "--imap-user"},
+	} {
+		if req.val == "" {
+			return nil, nil, usageErrorf("missing %s", req.flag)
+		}
+	}
+	pop3TLS, err := bridge.ParseTLSMode(o.POP3TLS)
+	if err != nil {
+		return nil, nil, usageErrorf("--pop3-tls: %v", err)
+	}
+	imapTLS, err := bridge.ParseTLSMode(o.IMAPTLS)
+	if err != nil {
+		return nil, nil, usageErrorf("--imap-tls: %v", err)
+	}
+	pop3Auth, err := parseAuthFlag("pop3", o.POP3Auth, o.POP3TokenCmd != "")
+	if err != nil {
+		return nil, nil, err
+	}
+	imapAuth, err := parseAuthFlag("imap", o.IMAPAuth, o.IMAPTokenCmd != "")
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsConfig := &tls.Config{ServerName: o.TLSServerName}
+	if o.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, nil, usageErrorf("--ca-file: %v", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, usageErrorf("--ca-file: no PEM certificate found in %s", o.CAFile)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	pop3Addr, err := withDefaultPort(o.POP3, pop3TLS, 995, 110)
+	if err != nil {
+		return nil, nil, usageErrorf("--pop3: %v", err)
+	}
+	imapAddr, err := withDefaultPort(o.IMAP, imapTLS, 993, 143)
+	if err != nil {
+		return nil, nil, usageErrorf("--imap: %v", err)
+	}
+	pop3 := &bridge.Endpoint{Addr: pop3Addr, Username: o.POP3User, TLS: pop3TLS, TLSConfig: tlsConfig,
+		Secret: pop3Secret, Auth: pop3Auth, OAuth2: o.POP3TokenCmd != "",
+		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
+	imap := &bridge.Endpoint{Addr: imapAddr, Username: o.IMAPUser, TLS: imapTLS, TLSConfig: tlsConfig,
+		Secret: imapSecret, Auth: imapAuth, OAuth2: o.IMAPTokenCmd != "",
+		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
+	if err := pop3.CheckAuthAllowed("pop3"); err != nil {
+		return nil, nil, err
+	}
+	if err := imap.CheckAuthAllowed("imap"); err != nil {
+		return nil, nil, err
+	}
+	return pop3, imap, nil
+}
+
+// withDefaultPort adds the protocol's usual port when addr has none.
+func withDefaultPort(addr string, mode bridge.TLSMode, tlsPort, plainPort int) (string, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if host == "" {
+			return "", fmt.Errorf("no host in %q", addr)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", fmt.Errorf("bad port in %q", addr)
+		}
+		return addr, nil
+	}
+	port := plainPort
+	if mode == bridge.TLSImplicit {
+		port = tlsPort
+	}
+	host := addr
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// runMigrate runs one migration with resolved secrets. The demo calls it too,
+// so the demo exercises exactly the code a real migration runs.
+func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret bridge.SecretFunc, stdout, stderr io.Writer) error {
+	pop3, imap, err := o.endpoints(pop3Secret, imapSecret)
+	if err != nil {
+		return err
+	}
+	if o.IMAPConns < 1 || o.IMAPConns > bridge.MaxIMAPConns {
+		return usageErrorf("--imap-conns must be between 1 and %d", bridge.MaxIMAPConns)
+	}
+	if o.Limit < 0 || o.Window < 1 {
+		return usageErrorf("--limit must be 0 or more and --pop3-window 1 or more")
+	}
+	logger, err := newLogger(o.LogFormat, o.Verbose, stderr)
+	if err != nil {
+		return err
+	}
+	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
+		return usageErrorf("--progress must be auto, always or never")
+	}
+
+	journalPath := o.State
+	if journalPath == "" {
+		journalPath, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
+		if err != nil {
+			return fmt.Errorf("finding the state directory: %w (set --state)", err)
+		}
+	}
+	var journal *state.Journal
+	if _, statErr := os.Stat(journalPath); !o.DryRun || statErr == nil {
+		journal, err = state.Open(journalPath)
+		if err != nil {
+			return err
+		}
+		defer journal.Close()
+	}
+
+	stats := &bridge.Stats{}
+	rep := newReport(o, journalPath)
+	m := &bridge.Migrator{
+		Config: bridge.Config{
+			Folder: o.Folder, Delete: o.Delete, DryRun: o.DryRun, Limit: o.Limit, Seen: o.Seen,
+			IMAPConns: o.IMAPConns, Window: o.Window, Timeout: o.Timeout,
+		},
+		POP3: pop3, IMAP: imap, Journal: journal, Stats: stats,
+	}
+	m.OnEvent = func(e bridge.Event) {
+		logEvent(logger, e)
+		rep.add(e)
+		if o.DryRun && (e.Kind == bridge.EventWouldCopy || e.Kind == bridge.EventWouldDelete) {
+			fmt.Fprintf(stdout, "%s\t%d\t%s\t%d bytes\n", e.Kind, e.Number, e.UIDL, e.Size)
+		}
+	}
+	logger.Info("starting", "pop3", pop3.Addr, "pop3_user", o.POP3User, "imap", imap.Addr,
+		"imap_user", o.IMAPUser, "folder", o.Folder, "delete", o.Delete, "dry_run", o.DryRun, "journal", journalPath)
+
+	start := time.Now()
+	prog := startProgress(o.Progress, stats, stderr, logger)
+	runErr := m.Run(ctx)
+	prog.stop()
+	elapsed := time.Since(start)
+
+	if runErr == nil && stats.LeftBehind.Load() > 0 {
+		runErr = &errLeftBehind{stats.LeftBehind.Load()}
+	}
+	printSummary(stdout, stats, elapsed, o.DryRun)
+	if o.Report != "" {
+		if err := rep.write(o.Report, stats, elapsed, runErr); err != nil {
+			logger.Error("could not write the report", "file", o.Report, "err", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	return runErr
+}
+
+func newLogger(format string, verbose bool, w io.Writer) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format must be text or json")
+}
+
+func logEvent(logger *slog.Logger, e bridge.Event) {
+	var attrs []any
+	if e.Number != 0 {
+		attrs = append(attrs, "msg_num", e.Number, "uidl", e.UIDL)
+	}
+	if e.Size > 0 {
+		attrs = append(attrs, "size", e.Size)
+	}
+	if e.UID != 0 {
+		attrs = append(attrs, "uid", e.UID)
+	}
+	if e.MessageID != "" {
+		attrs = append(attrs, "message_id", e.MessageID)
+	}
+	switch e.Kind {
+	case bridge.EventRefused:
+		logger.Warn("left on the POP3 server", append(attrs, "err", e.Err)...)
+	case bridge.EventRetry:
+		logger.Warn("temporary failure; retrying", append(attrs, "err", e.Err)...)
+	case bridge.EventRecovered:
+		logger.Info("found already in the folder from an interrupted run", attrs...)
+	case bridge.EventFolderCreated:
+		logger.Info("created the target folder")
+	default:
+		logger.Debug(e.Kind.String(), attrs...)
+	}
+}

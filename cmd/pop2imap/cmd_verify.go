@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/state"
+)
+
+// verifyOptions holds the flags of `pop2imap verify`.
+type verifyOptions struct {
+	connOptions
+	Quick  bool
+	State  string
+	Window int
+}
+
+// AddFlags registers the flags of verify on fs.
+func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
+	o.connOptions.AddFlags(fs)
+	fs.BoolVar(&o.Quick, "quick", false, "trust the journal and the sizes instead of comparing every byte (retrieves nothing)")
+	fs.StringVar(&o.State, "state", "", "journal `FILE` to read (default: the one migrate uses for this account pair)")
+	fs.IntVar(&o.Window, "pop3-window", 16, "RETR commands in flight when the POP3 server allows pipelining")
+}
+
+// verifyMismatchError ends a verify run that found messages missing,
+// different or unreadable. It exits 1.
+type verifyMismatchError struct {
+	stats *bridge.VerifyStats
+}
+
+func (e *verifyMismatchError) Error() string {
+	s := e.stats
+	return fmt.Sprintf("verify: %d of %d messages are not identical in the IMAP folder (%d missing, %d different, %d errors)",
+		s.Checked-s.Same, s.Checked, s.Missing, s.Differ, s.Errors)
+}
+
+// runVerifyCommand checks that every POP3 message is in the IMAP folder.
+func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o verifyOptions
+	fs := pflag.NewFlagSet("verify", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.AddFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pop2imap verify --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]")
+		fmt.Fprintln(stderr, "Checks that every message of the POP3 mailbox is in the IMAP folder, byte for byte. It only reads.")
+		fmt.Fprintln(stderr, "One line per message: = identical, - missing, * different, ! error. Exit 0 when all are identical, 1 otherwise.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return &usageError{msg: err.Error(), err: err}
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q (passwords are never given on the command line)", fs.Arg(0))
+	}
+	if o.Window < 1 {
+		return usageErrorf("--pop3-window must be 1 or more")
+	}
+	pop3Secret, imapSecret, err := o.secrets()
+	if err != nil {
+		return err
+	}
+	pop3, imap, err := o.endpoints(pop3Secret, imapSecret)
+	if err != nil {
+		return err
+	}
+
+	journalPath := o.State
+	if journalPath == "" {
+		journalPath, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
+		if err != nil {
+			return fmt.Errorf("finding the state directory: %w (set --state)", err)
+		}
+	}
+	// verify never creates a journal; it reads the one migrate wrote, if any.
+	var journal *state.Journal
+	if _, statErr := os.Stat(journalPath); statErr == nil {
+		journal, err = state.Open(journalPath)
+		if err != nil {
+			return err
+		}
+		defer journal.Close()
+	} else if o.State != "" {
+		return usageErrorf("--state: %v", statErr)
+	}
+
+	v := &bridge.Verifier{
+		POP3: pop3, IMAP: imap, Folder: o.Folder, Journal: journal,
+		Quick: o.Quick, Window: o.Window, Timeout: o.Timeout,
+		OnResult: func(r bridge.VerifyResult) { fmt.Fprintln(stdout, verifyLine(r)) },
+	}
+	stats, runErr := v.Run(ctx)
+	printVerifySummary(stdout, stats, o.Folder, o.Quick, journal != nil)
+	if runErr != nil {
+		return runErr
+	}
+	if !stats.OK() {
+		return &verifyMismatchError{stats}
+	}
+	return nil
+}
+
+// verifyLine renders one verdict: the mark, the UIDL, then a tab and what
+// was found.
+func verifyLine(r bridge.VerifyResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%c %s\t#%d", r.Mark, r.UIDL, r.Number)
+	switch r.Mark {
+	case bridge.VerifySame:
+		fmt.Fprintf(&b, " uid %d, found by %s", r.UID, r.By)
+		if r.Normalised {
+			b.WriteString(", identical once line endings are normalised")
+		}
+	case bridge.VerifyMissing:
+		fmt.Fprintf(&b, " %d bytes", r.Size)
+		if r.MessageID != "" {
+			fmt.Fprintf(&b, ", Message-ID %s", r.MessageID)
+		}
+		b.WriteString(": not in the folder")
+	case bridge.VerifyDiffer:
+		fmt.Fprintf(&b, " %d bytes: uid %d (found by %s) has different bytes", r.Size, r.UID, r.By)
+	case bridge.VerifyError:
+		fmt.Fprintf(&b, ": %v", r.Err)
+	}
+	return b.String()
+}
+
+func printVerifySummary(w io.Writer, s *bridge.VerifyStats, folder string, quick, haveJournal bool) {
+	how := "byte for byte (SHA-256)"
+	if quick {
+		how = "by journal and size (--quick)"
+	}
+	fmt.Fprintf(w, "\nVerified %d POP3 messages against IMAP folder %q, %s.\n", s.Checked, folder, how)
+	if s.FolderMissing {
+		fmt.Fprintln(w, "  The folder does not exist.")
+	}
+	if !haveJournal {
+		fmt.Fprintln(w, "  No journal found: matched by Message-ID and content only.")
+	}
+	fmt.Fprintf(w, "  Identical (=):  %d", s.Same)
+	if s.Normalised > 0 {
+		fmt.Fprintf(w, "  (%d of them once line endings are normalised, as the IMAP server rewrote them)", s.Normalised)
+	}
+	fmt.Fprintln(w)
+	for _, row := range []struct {
+		label string
+		n     int
+	}{{"Missing (-):", s.Missing}, {"Different (*):", s.Differ}, {"Errors (!):", s.Errors}} {
+		if row.n > 0 {
+			fmt.Fprintf(w, "  %-15s %d\n", row.label, row.n)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/service"
+	"github.com/pop2imap/pop2imap/pop3"
+	"github.com/pop2imap/pop2imap/state"
+)
+
+// Exit codes, as documented in the README and the usage text.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitLeftBehind  = 3
+	exitInterrupted = 130
+)
+
+// usageError is a mistake on the command line or in the config file.
+type usageError struct {
+	msg string
+	cmd string // the subcommand, for the hint; set by run
+	err error  // the cause, if any
+}
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errLeftBehind ends a run that finished but could not copy some messages.
+type errLeftBehind struct{ n int64 }
+
+func (e *errLeftBehind) Error() string {
+	return fmt.Sprintf("%d messages were refused by the IMAP server and left on the POP3 server; see the log or --report for which and why", e.n)
+}
+
+func exitCode(err error) int {
+	var ue *usageError
+	var lb *errLeftBehind
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue), errors.Is(err, bridge.ErrInsecureAuth):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &lb):
+		return exitLeftBehind
+	}
+	return exitError
+}
+
+// explain turns an error into the one line the user sees: what went wrong,
+// then what to do about it.
+func explain(err error) string {
+	var (
+		ue     *usageError
+		lb     *errLeftBehind
+		auth   *bridge.AuthError
+		conn   *bridge.ConnectError
+		lock   *state.LockedError
+		bad    *state.CorruptError
+		jerr   *bridge.JournalError
+		perr   *pop3.Error
+		uaerr  x509.UnknownAuthorityError
+		hnerr  x509.HostnameError
+		cierr  x509.CertificateInvalidError
+		tlsv   *tls.CertificateVerificationError
+		cfgErr *service.ConfigError
+		vm     *verifyMismatchError
+		ierr   *imap.Error
+	)
+	hint := ""
+	switch {
+	case errors.As(err, &cfgErr):
+		hint = "fix the file, then check it with 'pop2imap bridge --config FILE --check'"
+	case errors.As(err, &ue) && ue.cmd != "":
+		hint = "run 'pop2imap " + ue.cmd + " --help' for the flags"
+	case errors.As(err, &ue):
+		hint = "run 'pop2imap help' for the commands"
+	case errors.Is(err, context.Canceled):
+		return "pop2imap: interrupted; the journal is consistent, so rerun the same command to continue"
+	case errors.As(err, &lb):
+		hint = "rerun after fixing the cause; messages already copied are skipped"
+	case errors.As(err, &lock), errors.As(err, &bad):
+		return "pop2imap: " + err.Error()
+	case errors.As(err, &vm):
+		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder"
+	case errors.As(err, &jerr):
+		hint = "nothing unrecorded was deleted; free disk space or fix the state directory, then rerun"
+	case errors.Is(err, bridge.ErrOverQuota):
+		hint = "free space in the IMAP account, then rerun: copying resumes where it stopped"
+	case errors.Is(err, bridge.ErrInsecureAuth):
+		hint = "use --pop3-tls/--imap-tls implicit or starttls, or pass --allow-insecure-auth if you accept that the password can be read on the network"
+	case errors.Is(err, bridge.ErrLoginDisabled), errors.As(err, &ierr) && ierr.Code == imap.ResponseCodePrivacyRequired:
+		hint = "the server accepts passwords only over TLS: use --imap-tls implicit or starttls"
+	case errors.As(err, &auth) && auth.Mech.OAuth2():
+		hint = fmt.Sprintf("check that --%s-oauth2-token-cmd prints a current access token with the mail scope, and that %s access is enabled for the account",
+			auth.Proto, upper(auth.Proto))
+	case errors.As(err, &auth):
+		hint = fmt.Sprintf("check the %s password and that %s access is enabled for the account (Gmail and Microsoft 365 need an app password or OAuth2)",
+			upper(auth.Proto), upper(auth.Proto))
+	case errors.As(err, &cierr) && cierr.Reason == x509.Expired:
+		hint = "the server's certificate has expired (or this computer's clock is wrong); its administrator must renew it"
+	case errors.As(err, &uaerr), errors.As(err, &cierr):
+		hint = "if the server uses a private or self-signed CA, pass its certificate with --ca-file"
+	case errors.As(err, &hnerr):
+		hint = "connect by the name on the certificate, or set --tls-server-name when connecting by IP address"
+	case errors.As(err, &tlsv):
+		hint = "check the server's certificate, or pass its CA with --ca-file"
+	case errors.As(err, &perr) && perr.Code == "IN-USE":
+		hint = "another client holds the POP3 mailbox; close other mail programs and rerun"
+	case errors.As(err, &perr) && perr.Code == "LOGIN-DELAY":
+		hint = "the server limits how often you may log in; wait and rerun"
+	case errors.As(err, &conn) && (conn.Op == "password" || conn.Op == "access token"):
+		hint = "run the password or token command by hand to see why it failed"
+	case errors.As(err, &conn) && conn.Op == "login" && conn.Temporary():
+		hint = "the server refused for now; wait a while and rerun"
+	case errors.As(err, &conn) && conn.Op == "tls":
+		hint = "check --pop3-tls/--imap-tls and the port (implicit uses 995/993, the others 110/143)"
+	case errors.As(err, &conn) && conn.Op == "dial":
+		hint = "check the host and port, and the --pop3-tls/--imap-tls mode (implicit uses 995/993, the others 110/143)"
+	default:
+		hint = "rerun the same command to continue: progress is saved in the journal"
+	}
+	return "pop2imap: " + err.Error() + "; " + hint
+}
+
+func upper(proto string) string {
+	switch proto {
+	case "pop3":
+		return "POP3"
+	case "imap":
+		return "IMAP"
+	}
+	return proto
+}

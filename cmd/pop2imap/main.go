@@ -1,0 +1,85 @@
+// Command pop2imap moves mail from a POP3 mailbox into an IMAP folder, exactly
+// once and byte for byte, and can be interrupted and rerun at any point.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `pop2imap moves mail from a POP3 mailbox into an IMAP folder, exactly once.
+
+Usage:
+  pop2imap migrate --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]
+                     copy the mailbox once; rerun to resume
+  pop2imap verify  [same connection flags]
+                     check that every POP3 message is in the IMAP folder, byte for byte
+  pop2imap bridge  --config FILE | [same connection flags]
+                     keep forwarding new mail (SIGTERM exits 0, SIGHUP reloads)
+  pop2imap demo      run the whole pipeline against in-process servers
+  pop2imap version
+
+Run 'pop2imap COMMAND --help' for the flags of a command.
+Passwords come from POP2IMAP_POP3_PASSWORD and POP2IMAP_IMAP_PASSWORD, or
+--pop3-password-file, --imap-password-file, --pop3-password-cmd, --imap-password-cmd.
+
+Exit codes: 0 done; 1 error; 2 bad usage; 3 finished, but some messages were
+left on the POP3 server; 130 interrupted.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// A second signal means "stop now": the journal is consistent at
+		// every instant, so exiting hard loses nothing.
+		<-ctx.Done()
+		stop()
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		<-ch
+		fmt.Fprintln(os.Stderr, "pop2imap: interrupted twice; exiting at once (the next run resumes)")
+		os.Exit(exitInterrupted)
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "migrate":
+		err = runMigrateCommand(ctx, args[1:], stdout, stderr)
+	case "verify":
+		err = runVerifyCommand(ctx, args[1:], stdout, stderr)
+	case "bridge":
+		err = runBridgeCommand(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = runDemoCommand(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "pop2imap", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usageErrorf("unknown command %q; the commands are migrate, verify, bridge, demo and version", args[0])
+	}
+	var ue *usageError
+	if errors.As(err, &ue) && ue.cmd == "" && len(args) > 0 && args[0] != "help" {
+		switch args[0] {
+		case "migrate", "verify", "bridge", "demo":
+			ue.cmd = args[0]
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, explain(err))
+	}
+	return exitCode(err)
+}

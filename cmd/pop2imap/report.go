@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pop2imap/pop2imap/bridge"
+)
+
+// report collects what --report writes: the run's counts and every message
+// left behind, with the reason. It holds no secret: only host names, user
+// names and message metadata.
+type report struct {
+	mu        sync.Mutex
+	Version   string        `json:"version"`
+	Started   time.Time     `json:"started"`
+	Finished  time.Time     `json:"finished"`
+	Seconds   float64       `json:"elapsed_seconds"`
+	POP3      string        `json:"pop3"`
+	POP3User  string        `json:"pop3_user"`
+	IMAP      string        `json:"imap"`
+	IMAPUser  string        `json:"imap_user"`
+	Folder    string        `json:"folder"`
+	Journal   string        `json:"journal"`
+	DryRun    bool          `json:"dry_run"`
+	Delete    bool          `json:"delete"`
+	Listed    int64         `json:"listed"`
+	Done      int64         `json:"already_done"`
+	Appended  int64         `json:"appended"`
+	Recovered int64         `json:"recovered"`
+	Deleted   int64         `json:"deleted"`
+	Left      int64         `json:"left_behind"`
+	Bytes     int64         `json:"bytes"`
+	Retries   int64         `json:"retries"`
+	LeftList  []leftMessage `json:"left_behind_messages"`
+	Error     string        `json:"error,omitempty"`
+	ExitCode  int           `json:"exit_code"`
+}
+
+type leftMessage struct {
+	Number    int    `json:"number"`
+	UIDL      string `json:"uidl"`
+	Size      int64  `json:"size"`
+	MessageID string `json:"message_id,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+func newReport(o *migrateOptions, journal string) *report {
+	return &report{
+		Version: version(), Started: time.Now().UTC(),
+		POP3: o.POP3, POP3User: o.POP3User, IMAP: o.IMAP, IMAPUser: o.IMAPUser,
+		Folder: o.Folder, Journal: journal, DryRun: o.DryRun, Delete: o.Delete,
+		LeftList: []leftMessage{},
+	}
+}
+
+func (r *report) add(e bridge.Event) {
+	if e.Kind != bridge.EventRefused {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.LeftList = append(r.LeftList, leftMessage{Number: e.Number, UIDL: e.UIDL, Size: e.Size,
+		MessageID: e.MessageID, Reason: e.Err.Error()})
+}
+
+// write stores the report atomically: a reader never sees half a file.
+func (r *report) write(path string, s *bridge.Stats, elapsed time.Duration, runErr error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Finished = time.Now().UTC()
+	r.Seconds = elapsed.Seconds()
+	r.Listed, r.Done, r.Appended = s.Listed.Load(), s.AlreadyDone.Load(), s.Appended.Load()
+	r.Recovered, r.Deleted, r.Left = s.Recovered.Load(), s.Deleted.Load(), s.LeftBehind.Load()
+	r.Bytes, r.Retries = s.Bytes.Load(), s.Retries.Load()
+	r.ExitCode = exitCode(runErr)
+	if runErr != nil {
+		r.Error = runErr.Error()
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pop2imap-report-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

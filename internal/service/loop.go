@@ -1,0 +1,240 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/state"
+)
+
+// Report is what one cycle of one account did.
+type Report struct {
+	Account  string
+	Start    time.Time
+	Duration time.Duration
+
+	Listed, Appended, Recovered, Deleted, LeftBehind, Baselined, Bytes int64
+
+	// Err is why the cycle failed, nil when it succeeded; Kind sorts it.
+	Err  error
+	Kind ErrorKind
+	// Failures counts the failed cycles in a row, this one included.
+	Failures int
+	// Backoff is the wait the policy chose before the next cycle, and Next
+	// the same with jitter; both are zero when Stopped.
+	Backoff, Next time.Duration
+	// Stopped means the cycle ended because the bridge is shutting down.
+	Stopped bool
+}
+
+// accountLoop polls one account until it is told to stop. Only its own
+// goroutine touches it, except status, which the health check reads.
+type accountLoop struct {
+	acct    Account
+	svc     *Service
+	log     *slog.Logger
+	journal *state.Journal
+	// failures counts failed cycles in a row.
+	failures int
+	// succeeded is set by the first successful cycle; from then on
+	// Account.Baseline no longer applies.
+	succeeded bool
+	status    *accountStatus
+}
+
+func newLoop(s *Service, acct Account) *accountLoop {
+	acct.Policy = acct.Policy.withDefaults()
+	return &accountLoop{
+		acct:   acct,
+		svc:    s,
+		log:    s.opts.Logger.With("account", acct.Name),
+		status: &accountStatus{interval: acct.Policy.Interval, started: s.opts.Clock.Now()},
+	}
+}
+
+// run runs cycles until ctx is cancelled (shutdown: the current cycle
+// finishes its current messages and records them) or stop is closed (reload:
+// the current cycle runs to its end).
+func (l *accountLoop) run(ctx context.Context, stop <-chan struct{}) {
+	defer l.close()
+	a := &l.acct
+	l.log.Info("account started", "pop3", a.POP3.Addr, "pop3_user", a.POP3.Username,
+		"imap", a.IMAP.Addr, "imap_user", a.IMAP.Username, "folder", a.Bridge.Folder,
+		"delete", a.DeletePolicy(), "journal", a.Journal, "interval", a.Policy.Interval, "baseline", a.Baseline)
+	for {
+		r := l.cycle(ctx)
+		if r.Stopped {
+			return
+		}
+		select {
+		case <-stop:
+			l.log.Info("account stopped for a reload")
+			return
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			l.log.Info("account stopped for a reload")
+			return
+		case <-l.svc.opts.Clock.After(r.Next):
+		}
+	}
+}
+
+func (l *accountLoop) close() {
+	if l.journal != nil {
+		if err := l.journal.Close(); err != nil {
+			l.log.Error("closing the journal", "journal", l.acct.Journal, "err", err)
+		}
+		l.journal = nil
+	}
+}
+
+// cycle runs the pipeline once, then counts, logs and schedules.
+func (l *accountLoop) cycle(ctx context.Context) Report {
+	clock := l.svc.opts.Clock
+	r := Report{Account: l.acct.Name, Start: clock.Now()}
+	stats := &bridge.Stats{}
+	err := l.runPipeline(ctx, stats)
+	r.Duration = clock.Now().Sub(r.Start)
+	r.Listed, r.Appended, r.Recovered = stats.Listed.Load(), stats.Appended.Load(), stats.Recovered.Load()
+	r.Deleted, r.LeftBehind, r.Baselined, r.Bytes = stats.Deleted.Load(), stats.LeftBehind.Load(), stats.Baselined.Load(), stats.Bytes.Load()
+	l.svc.metrics.countCycle(l.acct.Name, &r)
+
+	if ctx.Err() != nil {
+		// Shutting down. The pipeline finished the messages it had
+		// retrieved and recorded them; whatever it says now is about
+		// being cut short, not about the account.
+		r.Stopped = true
+		attrs := r.counters()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			attrs = append(attrs, "err", err)
+		}
+		l.log.Info("cycle interrupted; stopping", attrs...)
+		l.report(r)
+		return r
+	}
+
+	r.Err, r.Kind = err, Classify(err)
+	if err == nil {
+		l.failures = 0
+		l.succeeded = true
+	} else {
+		l.failures++
+	}
+	r.Failures = l.failures
+	r.Backoff = l.acct.Policy.Backoff(r.Kind, l.failures)
+	r.Next = l.acct.Policy.jittered(r.Backoff, l.svc.opts.Rand())
+	next := clock.Now().Add(r.Next)
+	l.status.update(&r)
+	l.svc.metrics.schedule(l.acct.Name, &r, next)
+
+	attrs := append(r.counters(), "duration", r.Duration.Round(time.Millisecond),
+		"next_run", next.Format("2006-01-02T15:04:05.000Z07:00"), "next_in", roundForLog(r.Next))
+	switch {
+	case err == nil:
+		l.log.Info("cycle done", attrs...)
+	case r.Kind.Persistent():
+		l.log.Error("cycle failed; needs attention", append(attrs, "kind", string(r.Kind), "failures", r.Failures, "err", err)...)
+	default:
+		l.log.Warn("cycle failed; will retry", append(attrs, "kind", string(r.Kind), "failures", r.Failures, "err", err)...)
+	}
+	l.report(r)
+	return r
+}
+
+// roundForLog keeps a wait readable: whole seconds, or milliseconds below
+// one second (tests run with tiny intervals).
+func roundForLog(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+func (l *accountLoop) report(r Report) {
+	if l.svc.opts.OnCycle != nil {
+		l.svc.opts.OnCycle(r)
+	}
+}
+
+// counters are the summary fields of a cycle's log line.
+func (r *Report) counters() []any {
+	attrs := []any{"listed", r.Listed, "appended", r.Appended}
+	if r.Recovered > 0 {
+		attrs = append(attrs, "recovered", r.Recovered)
+	}
+	attrs = append(attrs, "deleted", r.Deleted, "left_behind", r.LeftBehind)
+	if r.Baselined > 0 {
+		attrs = append(attrs, "baselined", r.Baselined)
+	}
+	return append(attrs, "bytes", r.Bytes)
+}
+
+// runPipeline opens the journal when it is not open yet and runs the bridge
+// once, with no retries of its own: the scheduler owns every retry, so each
+// failure is counted, logged and backed off from.
+func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) error {
+	if l.journal == nil {
+		j, err := state.Open(l.acct.Journal)
+		if err != nil {
+			return err
+		}
+		l.journal = j
+	}
+	cfg := l.acct.Bridge
+	cfg.Retries = -1
+	cfg.DryRun = false
+	cfg.Now = l.svc.opts.Clock.Now
+	// Baseline only a journal that records nothing yet. A bridge restarted
+	// with --baseline must not mark as done the mail that arrived while it
+	// was stopped.
+	cfg.Baseline = l.acct.Baseline && !l.succeeded && len(l.journal.Entries()) == 0
+	m := &bridge.Migrator{
+		Config:  cfg,
+		POP3:    l.acct.POP3,
+		IMAP:    l.acct.IMAP,
+		Journal: l.journal,
+		Stats:   stats,
+		OnEvent: l.logEvent,
+	}
+	err := m.Run(ctx)
+	var jerr *bridge.JournalError
+	if errors.As(err, &jerr) {
+		// A journal that failed a write refuses all further writes;
+		// reopen it next time, which also repairs a torn tail.
+		l.close()
+	}
+	return err
+}
+
+func (l *accountLoop) logEvent(e bridge.Event) {
+	var attrs []any
+	if e.Number != 0 {
+		attrs = append(attrs, "msg_num", e.Number, "uidl", e.UIDL)
+	}
+	if e.Size > 0 {
+		attrs = append(attrs, "size", e.Size)
+	}
+	if e.UID != 0 {
+		attrs = append(attrs, "uid", e.UID)
+	}
+	if e.MessageID != "" {
+		attrs = append(attrs, "message_id", e.MessageID)
+	}
+	switch e.Kind {
+	case bridge.EventRefused:
+		l.log.Warn("left on the POP3 server", append(attrs, "err", e.Err)...)
+	case bridge.EventRecovered:
+		l.log.Info("found already in the folder from an interrupted run", attrs...)
+	case bridge.EventFolderCreated:
+		l.log.Info("created the target folder", "folder", l.acct.Bridge.Folder)
+	default:
+		l.log.Debug(e.Kind.String(), attrs...)
+	}
+}
