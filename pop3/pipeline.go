@@ -7,6 +7,11 @@ import (
 	"strconv"
 )
 
+// ErrStopSending, returned by RetrAll's callback, stops the sending of
+// further commands while the replies already requested are still handed to
+// the callback.
+var ErrStopSending = errors.New("pop3: stop sending")
+
 // RetrAll retrieves the messages nums in order and calls fn with each body.
 // The body follows the rules of Retr but is valid only during the call.
 //
@@ -17,7 +22,11 @@ import (
 //
 // The loop stops at the first error: fn's, or a -ERR for one message. The
 // replies still outstanding are then read and their bodies dropped, so the
-// connection stays usable, and that error is returned. A body cut off or a
+// connection stays usable, and that error is returned. The exception is
+// ErrStopSending: when fn returns it, no further RETR is sent, but fn still
+// receives every body already requested, and RetrAll returns nil once they
+// are done. A caller that is asked to stop uses it to finish cleanly, with
+// nothing retrieved and thrown away. A body cut off or a
 // broken connection ends RetrAll at once with an error that leaves the
 // client unusable.
 func (c *Client) RetrAll(nums []int, window int, fn func(n int, body io.Reader) error) error {
@@ -87,11 +96,12 @@ func (c *Client) pipeline(verb string, nums []int, window int, onOK func(n int, 
 		window = maxWindow
 	}
 	var (
-		stop       error // first refusal or callback error
-		sent, done int
+		stop        error // first refusal or callback error
+		stopSending bool  // the callback asked for no more commands
+		sent, done  int
 	)
-	for done < sent || (stop == nil && sent < len(nums)) {
-		if stop == nil && sent < len(nums) && sent-done <= window/2 {
+	for done < sent || (stop == nil && !stopSending && sent < len(nums)) {
+		if stop == nil && !stopSending && sent < len(nums) && sent-done <= window/2 {
 			c.setDeadline()
 			for sent < len(nums) && sent-done < window {
 				c.send(verb+" "+strconv.Itoa(nums[sent]), "")
@@ -129,6 +139,10 @@ func (c *Client) pipeline(verb string, nums []int, window int, onOK func(n int, 
 		if err := onOK(n, label); err != nil {
 			if c.err != nil {
 				return err
+			}
+			if errors.Is(err, ErrStopSending) {
+				stopSending = true
+				continue
 			}
 			stop = err
 		}

@@ -308,3 +308,49 @@ func TestDeleAll(t *testing.T) {
 		}
 	})
 }
+
+// TestRetrAllStopSending: after the callback returns ErrStopSending no new
+// RETR goes out, yet every body already requested still reaches the
+// callback, and RetrAll returns nil with the connection usable.
+func TestRetrAllStopSending(t *testing.T) {
+	conn := startServer(t, func(s *fakeServer) {
+		s.send("+OK ready\r\n")
+		s.expect("CAPA\r\n")
+		s.send("+OK\r\nPIPELINING\r\n.\r\n")
+		s.expect("RETR 1\r\n")
+		s.expect("RETR 2\r\n")
+		s.expect("RETR 3\r\n")
+		s.send(retrReply(1))
+		s.send(retrReply(2))
+		s.send(retrReply(3))
+		s.expect("NOOP\r\n") // not RETR 4: sending stopped after body 1
+		s.send("+OK\r\n")
+		s.expectClose()
+	})
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := map[int]string{}
+	var order []int
+	keep := collect(got, &order)
+	err = c.RetrAll([]int{1, 2, 3, 4, 5}, 3, func(n int, body io.Reader) error {
+		if err := keep(n, body); err != nil {
+			return err
+		}
+		if n == 1 {
+			return ErrStopSending
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("RetrAll = %v, want nil", err)
+	}
+	if !reflect.DeepEqual(order, []int{1, 2, 3}) {
+		t.Errorf("bodies delivered for %v, want [1 2 3]", order)
+	}
+	if err := c.Noop(); err != nil {
+		t.Fatal(err)
+	}
+}
