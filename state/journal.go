@@ -126,6 +126,15 @@ type Journal struct {
 	buf     []byte
 	err     error // sticky: set by the first failed write or fsync
 	closed  bool
+	written uint64 // batches of records written, under mu
+
+	// Group commit: one fsync makes durable every batch written before it
+	// began, so concurrent callers share it instead of queueing for one
+	// each.
+	createMu sync.Mutex // held by BeginAppend and AddBaseline throughout
+	syncMu   sync.Mutex
+	synced   uint64 // batches known to be durable, under syncMu
+	syncErr  error  // the failed fsync, under syncMu
 }
 
 // Open opens the journal at path, creating it and its directory if missing.
@@ -185,6 +194,11 @@ func (j *Journal) ByUIDL(uidl string) []Entry {
 // earlier entries for the same UIDL: deciding whether to copy again is the
 // caller's job.
 func (j *Journal) BeginAppend(e Entry) (uint64, error) {
+	// Entries are created one at a time, so that IDs stay in order and an
+	// entry joins the list only once it is durable; commit still lets
+	// other steps share each fsync meanwhile.
+	j.createMu.Lock()
+	defer j.createMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(); err != nil {
@@ -211,6 +225,8 @@ func (j *Journal) BeginAppend(e Entry) (uint64, error) {
 // written together and fsync'd once. The fields ID, Step, UIDValidity, UID,
 // Reason and Updated of each entry are ignored.
 func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
+	j.createMu.Lock()
+	defer j.createMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(); err != nil {
@@ -393,17 +409,49 @@ func (j *Journal) add(e Entry) {
 	j.nextID = e.ID + 1
 }
 
-// commit writes records to the journal and fsyncs it. After a failure the
-// on-disk state is unknown, so the journal refuses every later change.
+// commit writes records to the journal and returns once they are durable.
+// It is called with j.mu held, and releases it while it waits for the
+// fsync, so that callers in other goroutines can write their records and
+// share that fsync or the next. After a failure the on-disk state is
+// unknown, so the journal refuses every later change.
 func (j *Journal) commit(b []byte) error {
 	if err := writeAll(j.w, b); err != nil {
 		j.err = fileErr("write", j.path, err)
 		return j.err
 	}
-	if err := j.w.Sync(); err != nil {
-		j.err = fileErr("fsync", j.path, err)
+	j.written++
+	seq := j.written
+	j.mu.Unlock()
+	err := j.syncThrough(seq)
+	j.mu.Lock()
+	if err != nil {
+		if j.err == nil {
+			j.err = err
+		}
 		return j.err
 	}
+	return nil
+}
+
+// syncThrough returns once batch seq is durable, running an fsync unless
+// one that began after the batch was written has already succeeded.
+func (j *Journal) syncThrough(seq uint64) error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	if j.synced >= seq {
+		return nil
+	}
+	if j.syncErr != nil {
+		return j.syncErr
+	}
+	j.mu.Lock()
+	target := j.written
+	j.mu.Unlock()
+	if err := j.w.Sync(); err != nil {
+		j.syncErr = fileErr("fsync", j.path, err)
+		return j.syncErr
+	}
+	j.synced = target
 	return nil
 }
 
