@@ -39,7 +39,7 @@ type Config struct {
 	// IMAPConns is how many IMAP connections append in parallel; 0 means 4.
 	IMAPConns int
 	// Window is how many RETR (and DELE) commands may be outstanding on the
-	// POP3 connection when the server allows pipelining; 0 means 16.
+	// POP3 connection when the server allows pipelining; 0 means 64.
 	Window int
 	// SpoolThreshold is the largest message kept in memory; larger ones are
 	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
@@ -69,7 +69,7 @@ func (cfg *Config) withDefaults() Config {
 		c.IMAPConns = MaxIMAPConns
 	}
 	if c.Window <= 0 {
-		c.Window = 16
+		c.Window = 64
 	}
 	if c.SpoolThreshold <= 0 {
 		c.SpoolThreshold = 1 << 20
@@ -548,24 +548,28 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
-	workers := min(p.cfg.IMAPConns, len(tasks))
-	for i := 0; i < workers; i++ {
-		var c *imapclient.Client
+	conns := min(p.cfg.IMAPConns, len(tasks))
+	for i := 0; i < conns; i++ {
+		conn := &imapConn{ep: p.m.IMAP}
 		if i == 0 {
-			c = p.first
+			conn.c, conn.gen = p.first, 1
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := &appender{p: p, c: c, owned: i != 0}
-			defer w.close()
-			for j := range jobs {
-				if err := w.deliver(abort, j); err != nil {
-					p.fail(err)
-					cancel()
+		defer conn.close()
+		// Two APPENDs in flight on one connection: while one waits for its
+		// tagged reply, the next sends its literal.
+		for k := 0; k < appendsPerConn; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := &appender{p: p, conn: conn}
+				for j := range jobs {
+					if err := w.deliver(abort, j); err != nil {
+						p.fail(err)
+						cancel()
+					}
 				}
-			}
-		}()
+			}()
+		}
 	}
 
 	perr := p.produce(ctx, abort, tasks, jobs)
@@ -578,6 +582,8 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 	if err := p.failed(); err != nil {
 		return err
 	}
+	// DELE takes effect only at QUIT, so sending them all now, in one
+	// pipelined stream, commits exactly what sending them earlier would.
 	if err := p.flushDeletes(); err != nil {
 		return err
 	}
@@ -587,48 +593,41 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 	return nil
 }
 
-// produce retrieves the tasks in batches of one window. It checks ctx only
-// between batches, so every message retrieved is also handed on.
+// produce retrieves the tasks with one pipelined RETR stream and hands each
+// message to the appenders. When ctx is cancelled it stops asking for more,
+// but every message already requested is still handed on, so that all that
+// was retrieved gets recorded and the session can end with QUIT.
 func (p *pipeline) produce(ctx, abort context.Context, tasks []task, jobs chan<- *job) error {
-	if err := p.flushDeletes(); err != nil {
-		return err
+	if len(tasks) == 0 {
+		return nil
 	}
-	byNum := make(map[int]task, p.cfg.Window)
-	for start := 0; start < len(tasks); start += p.cfg.Window {
-		if ctx.Err() != nil || abort.Err() != nil {
-			return nil
-		}
-		batch := tasks[start:min(start+p.cfg.Window, len(tasks))]
-		nums := make([]int, len(batch))
-		clear(byNum)
-		for i, t := range batch {
-			nums[i] = t.num
-			byNum[t.num] = t
-		}
-		err := p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
-			p.mu.Lock()
-			p.unsettled++
-			p.mu.Unlock()
-			j, err := p.prepare(byNum[n], body)
-			if err != nil {
-				return err
-			}
-			select {
-			case jobs <- j:
-				return nil
-			case <-abort.Done():
-				j.sp.Close()
-				return p.failed()
-			}
-		})
+	byNum := make(map[int]task, len(tasks))
+	nums := make([]int, len(tasks))
+	for i, t := range tasks {
+		nums[i] = t.num
+		byNum[t.num] = t
+	}
+	stopping := false
+	return p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
+		p.mu.Lock()
+		p.unsettled++
+		p.mu.Unlock()
+		j, err := p.prepare(byNum[n], body)
 		if err != nil {
 			return err
 		}
-		if err := p.flushDeletes(); err != nil {
-			return err
+		select {
+		case jobs <- j:
+		case <-abort.Done():
+			j.sp.Close()
+			return p.failed()
 		}
-	}
-	return nil
+		if !stopping && ctx.Err() != nil {
+			stopping = true
+			return pop3.ErrStopSending
+		}
+		return nil
+	})
 }
 
 // settle records that one retrieved message has reached the journal.
@@ -638,8 +637,8 @@ func (p *pipeline) settle() {
 	p.mu.Unlock()
 }
 
-// prepare spools one retrieved message and records the intent to append it.
-// It returns nil when the bytes show the message is already copied.
+// prepare spools one retrieved message and works out its journal entry. The
+// appender records the entry just before the APPEND.
 func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 	sp, err := spoolMessage(body, p.cfg.SpoolThreshold, p.cfg.TempDir)
 	if err != nil {
@@ -664,13 +663,6 @@ func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 		MessageID:    meta.MessageID,
 		InternalDate: date,
 	}
-	id, err := p.m.Journal.BeginAppend(e)
-	if err != nil {
-		sp.Close()
-		return nil, &JournalError{err}
-	}
-	e.ID = id
-	e.Step = state.Appending
 	return &job{task: t, sp: sp, entry: e}, nil
 }
 
@@ -694,37 +686,62 @@ func (p *pipeline) flushDeletes() error {
 	return nil
 }
 
-// appender owns one IMAP connection and delivers jobs over it.
-type appender struct {
-	p     *pipeline
-	c     *imapclient.Client
-	owned bool
+// appendsPerConn is how many APPENDs each IMAP connection has in flight.
+const appendsPerConn = 2
+
+// imapConn is one IMAP connection shared by the appenders that use it. It is
+// dialed again after a failure; gen tells a stale failure from a fresh one,
+// so that two appenders failing together close the connection only once.
+type imapConn struct {
+	ep *Endpoint
+
+	mu  sync.Mutex
+	c   *imapclient.Client
+	gen int
+
+	// search is held from SELECT to UNSELECT while one appender looks for
+	// a stored copy, so that another cannot unselect under it.
+	search sync.Mutex
 }
 
-func (w *appender) close() {
-	if w.owned && w.c != nil {
-		w.c.Close()
-	}
-}
-
-func (w *appender) conn(ctx context.Context) (*imapclient.Client, error) {
-	if w.c == nil {
-		c, err := DialIMAP(ctx, w.p.m.IMAP)
+func (ic *imapConn) get(ctx context.Context) (*imapclient.Client, int, error) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.c == nil {
+		c, err := DialIMAP(ctx, ic.ep)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		w.c = c
-		w.owned = true
+		ic.c = c
+		ic.gen++
 	}
-	return w.c, nil
+	return ic.c, ic.gen, nil
 }
 
-func (w *appender) drop() {
-	if w.c != nil {
-		w.c.Close()
-		w.c = nil
-		w.owned = true
+// drop closes the connection of generation gen, if it is still the current
+// one.
+func (ic *imapConn) drop(gen int) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.c != nil && ic.gen == gen {
+		ic.c.Close()
+		ic.c = nil
 	}
+}
+
+func (ic *imapConn) close() {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.c != nil {
+		ic.c.Close()
+		ic.c = nil
+	}
+}
+
+// appender delivers jobs over a shared IMAP connection.
+type appender struct {
+	p    *pipeline
+	conn *imapConn
 }
 
 // deliver appends one job, retrying temporary failures, and records the
@@ -732,6 +749,15 @@ func (w *appender) drop() {
 func (w *appender) deliver(ctx context.Context, j *job) error {
 	defer j.sp.Close()
 	p, cfg, m := w.p, w.p.cfg, w.p.m
+	if j.entry.ID == 0 {
+		// The intent must be on disk before the APPEND goes out. Appenders
+		// record in parallel, so their fsyncs share group commits.
+		id, err := m.Journal.BeginAppend(j.entry)
+		if err != nil {
+			return &JournalError{err}
+		}
+		j.entry.ID, j.entry.Step = id, state.Appending
+	}
 	opts := &imap.AppendOptions{Time: j.entry.InternalDate}
 	if cfg.Seen {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
@@ -742,7 +768,7 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c, err := w.conn(ctx)
+		c, gen, err := w.conn.get(ctx)
 		if err != nil {
 			// Reconnecting failed: that says nothing about this message,
 			// so it must not be taken for a refusal of it.
@@ -762,12 +788,14 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		}
 		if unknown {
 			var uid imap.UID
+			w.conn.search.Lock()
 			uid, err = w.locate(c, &j.entry)
+			if err == nil && uid == 0 {
+				err = w.unselect(c)
+			}
+			w.conn.search.Unlock()
 			if err == nil && uid != 0 {
 				return w.recordAppended(j, 0, uint32(uid), EventRecovered)
-			}
-			if err == nil {
-				err = w.unselect(c)
 			}
 		}
 		var data *imap.AppendData
@@ -799,7 +827,7 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		}
 		if !certain {
 			unknown = true
-			w.drop()
+			w.conn.drop(gen)
 		}
 		if attempt >= cfg.Retries {
 			return fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)

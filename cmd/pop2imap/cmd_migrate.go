@@ -81,7 +81,7 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
-	fs.IntVar(&o.Window, "pop3-window", 16, "RETR commands in flight when the POP3 server allows pipelining")
+	fs.IntVar(&o.Window, "pop3-window", 64, "RETR commands in flight when the POP3 server allows pipelining")
 }
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
