@@ -98,6 +98,9 @@ type Client struct {
 	closed     bool
 	inCallback bool
 
+	// statCount is the message count STAT reported, or -1 before STAT.
+	statCount int
+
 	// hide is the secret of the login command under way. A server may echo
 	// what it was sent, so the secret is cut from its replies before they
 	// reach an error or the Debug trace.
@@ -114,11 +117,12 @@ func NewClient(conn net.Conn, opts *Options) (*Client, error) {
 // newClient lets tests shrink the read buffer to put its edges everywhere.
 func newClient(conn net.Conn, opts *Options, bufSize int) (*Client, error) {
 	c := &Client{
-		conn:    conn,
-		r:       bufio.NewReaderSize(conn, bufSize),
-		w:       bufio.NewWriter(conn),
-		timeout: defaultTimeout,
-		maxLine: defaultMaxLineLength,
+		conn:      conn,
+		r:         bufio.NewReaderSize(conn, bufSize),
+		w:         bufio.NewWriter(conn),
+		timeout:   defaultTimeout,
+		statCount: -1,
+		maxLine:   defaultMaxLineLength,
 	}
 	if opts != nil {
 		if opts.Timeout != 0 {
@@ -387,7 +391,19 @@ func (c *Client) Stat() (count int, size int64, err error) {
 	if !ok1 || !ok2 || n > int64(maxInt) {
 		return 0, 0, &ProtocolError{Command: label, Msg: "malformed reply " + quoteReply([]byte(text))}
 	}
+	// The maildrop is fixed for the session (RFC 1939), so a listing
+	// longer than this count is garbage: listings are cut off there.
+	c.statCount = int(n)
 	return int(n), sz, nil
+}
+
+// listLines is the most lines a LIST or UIDL reply may have: the message
+// count from STAT when the session has asked for it, else a generous bound.
+func (c *Client) listLines() int {
+	if c.statCount >= 0 {
+		return min(c.statCount, maxListLines)
+	}
+	return maxListLines
 }
 
 // MessageInfo is one line of a LIST reply.
@@ -406,7 +422,7 @@ type UIDInfo struct {
 func (c *Client) List() ([]MessageInfo, error) {
 	const label = "LIST"
 	var out []MessageInfo
-	err := c.multiCmd(label, "LIST", maxListLines, func(line []byte) error {
+	err := c.multiCmd(label, "LIST", c.listLines(), func(line []byte) error {
 		info, ok := parseScanListing(line)
 		if !ok {
 			return &ProtocolError{Command: label, Msg: "malformed listing " + quoteReply(line)}
@@ -441,7 +457,7 @@ func (c *Client) ListOne(n int) (MessageInfo, error) {
 func (c *Client) Uidl() ([]UIDInfo, error) {
 	const label = "UIDL"
 	var out []UIDInfo
-	err := c.multiCmd(label, "UIDL", maxListLines, func(line []byte) error {
+	err := c.multiCmd(label, "UIDL", c.listLines(), func(line []byte) error {
 		info, ok := parseUIDListing(line)
 		if !ok {
 			return &ProtocolError{Command: label, Msg: "malformed listing " + quoteReply(line)}

@@ -227,3 +227,29 @@ func TestListingBound(t *testing.T) {
 		}
 	})
 }
+
+// TestListingBoundedByStat: after STAT, a listing longer than the message
+// count is refused as garbage instead of growing without end.
+func TestListingBoundedByStat(t *testing.T) {
+	conn := startServer(t, func(s *fakeServer) {
+		s.send("+OK ready\r\n")
+		s.expect("STAT\r\n")
+		s.send("+OK 2 200\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 a\r\n2 b\r\n3 c\r\n4 d\r\n.\r\n")
+		s.expectClose()
+	})
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, _, err := c.Stat(); err != nil || n != 2 {
+		t.Fatalf("Stat = %d, %v", n, err)
+	}
+	_, err = c.Uidl()
+	var perr *ProtocolError
+	if !errors.As(err, &perr) {
+		t.Fatalf("Uidl of 4 lines after STAT said 2: %v, want a ProtocolError", err)
+	}
+}
