@@ -177,6 +177,16 @@ type Server struct {
 type message struct {
 	uidl string
 	data []byte
+	// listSize, when not negative, is the size LIST and STAT report
+	// instead of len(data): a server that lies about sizes.
+	listSize int
+}
+
+func (m *message) size() int {
+	if m.listSize >= 0 {
+		return m.listSize
+	}
+	return len(m.data)
 }
 
 // faultState is a Fault and the number of commands it has matched so far.
@@ -218,10 +228,22 @@ func (s *Server) Addr() string {
 // For a byte-exact round trip through a correct client, data should be empty
 // or end in CRLF; see WireBody for what happens otherwise.
 func (s *Server) AddMessage(uidl string, data []byte) {
-	m := &message{uidl: uidl, data: append([]byte(nil), data...)}
+	m := &message{uidl: uidl, data: append([]byte(nil), data...), listSize: -1}
 	s.mu.Lock()
 	s.maildrop = append(s.maildrop, m)
 	s.mu.Unlock()
+}
+
+// SetListSize makes LIST and STAT report size for every message with the
+// given UIDL, whatever its real length, as a misbehaving server might.
+func (s *Server) SetListSize(uidl string, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.maildrop {
+		if m.uidl == uidl {
+			m.listSize = size
+		}
+	}
 }
 
 // Messages returns a copy of the maildrop as it is now: the messages added,

@@ -454,7 +454,7 @@ func (ss *session) totals() (count int, size int) {
 	for i, m := range ss.snapshot {
 		if !ss.deleted[i] {
 			count++
-			size += len(m.data)
+			size += m.size()
 		}
 	}
 	return count, size
@@ -494,14 +494,14 @@ func (ss *session) list(args string) result {
 		if bad != nil {
 			return *bad
 		}
-		return okResult(fmt.Sprintf("%d %d", i+1, len(ss.snapshot[i].data)))
+		return okResult(fmt.Sprintf("%d %d", i+1, ss.snapshot[i].size()))
 	}
 	count, size := ss.totals()
 	var b strings.Builder
 	fmt.Fprintf(&b, "+OK %d messages (%d octets)\r\n", count, size)
 	for i, m := range ss.snapshot {
 		if !ss.deleted[i] {
-			fmt.Fprintf(&b, "%d %d\r\n", i+1, len(m.data))
+			fmt.Fprintf(&b, "%d %d\r\n", i+1, m.size())
 		}
 	}
 	b.WriteString(".\r\n")
