@@ -153,7 +153,10 @@ type ConnectError struct {
 
 func (e *ConnectError) Error() string {
 	s := fmt.Sprintf("%s %s: %s: %v", e.Proto, e.Addr, e.Op, e.Err)
-	if e.Op == "login" && e.Temporary() {
+	switch {
+	case e.Op == "login" && e.Temporary() && isNetError(e.Err):
+		s += " (the server did not answer the login in time)"
+	case e.Op == "login" && e.Temporary():
 		s += " (a temporary refusal: worth retrying later)"
 	}
 	return s

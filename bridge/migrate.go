@@ -203,10 +203,23 @@ func isTemporary(err error) bool {
 		return cerr.Temporary()
 	}
 	var jerr *JournalError
-	if errors.As(err, &jerr) {
+	var oerr *OversizeError
+	if errors.As(err, &jerr) || errors.As(err, &oerr) {
 		return false
 	}
 	return isNetError(err)
+}
+
+// OversizeError is a message whose body ran far past the size LIST gave
+// for it: the POP3 server is misbehaving. The run stops without retrying.
+type OversizeError struct {
+	Number          int
+	ListSize, Limit int64
+}
+
+func (e *OversizeError) Error() string {
+	return fmt.Sprintf("pop3: RETR %d: the server sent more than %d bytes for a message LIST gave as %d bytes; the POP3 server is misbehaving",
+		e.Number, e.Limit, e.ListSize)
 }
 
 // JournalError wraps a failure to record a step. The run stops at once,
@@ -279,25 +292,32 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 
 	// Messages the journal shows as being appended when a run stopped may or
 	// may not be in the folder. Look before sending them again.
+	// Nothing else is in flight now, so every stored copy belongs either to
+	// a recorded entry (claimed) or to one of these. Exact matches are
+	// settled for all of them before any loose match is allowed.
 	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout, claimed: m.claimedUIDs()}
 	var retry []task
-	for _, t := range pending {
-		uid, err := loc.find(t.entry)
-		if err != nil {
-			return err
+	for _, loose := range []bool{false, true} {
+		unresolved := pending[:0:0]
+		for _, t := range pending {
+			uid, err := loc.find(t.entry, loose)
+			if err != nil {
+				return err
+			}
+			if uid == 0 {
+				unresolved = append(unresolved, t)
+				continue
+			}
+			if err := m.Journal.MarkAppended(t.entry.ID, loc.uidValidity, uint32(uid)); err != nil {
+				return &JournalError{err}
+			}
+			loc.claimed[uid] = true
+			t.entry.Step = state.Appended
+			m.Stats.Recovered.Add(1)
+			m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: t.entry.Size, MessageID: t.entry.MessageID, UID: uint32(uid)})
+			done = append(done, t)
 		}
-		if uid == 0 {
-			retry = append(retry, t)
-			continue
-		}
-		if err := m.Journal.MarkAppended(t.entry.ID, loc.uidValidity, uint32(uid)); err != nil {
-			return &JournalError{err}
-		}
-		loc.claimed[uid] = true
-		t.entry.Step = state.Appended
-		m.Stats.Recovered.Add(1)
-		m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: t.entry.Size, MessageID: t.entry.MessageID, UID: uint32(uid)})
-		done = append(done, t)
+		pending, retry = unresolved, unresolved
 	}
 	if loc.selected {
 		if err := withDeadline(ic, cfg.Timeout, ic.Unselect().Wait); err != nil {
@@ -386,6 +406,11 @@ func (m *Migrator) baseline(tasks []task) error {
 
 // listMailbox joins UIDL and LIST into one listing in message-number order.
 func listMailbox(pc *pop3.Client) ([]listedMsg, error) {
+	// STAT first: it bounds the listings, so a server that sends an endless
+	// one cannot make pop2imap hold it.
+	if _, _, err := pc.Stat(); err != nil {
+		return nil, err
+	}
 	uids, err := pc.Uidl()
 	if err != nil {
 		return nil, err
@@ -640,9 +665,20 @@ func (p *pipeline) settle() {
 // prepare spools one retrieved message and works out its journal entry. The
 // appender records the entry just before the APPEND.
 func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
-	sp, err := spoolMessage(body, p.cfg.SpoolThreshold, p.cfg.TempDir)
+	// LIST gave the size; some servers count a little differently, but a
+	// body far larger than that is a server gone wrong, and spooling it
+	// would fill the disk.
+	limit := t.size + max(t.size, 1<<20)
+	sp, err := spoolMessage(io.LimitReader(body, limit+1), p.cfg.SpoolThreshold, p.cfg.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: RETR %d: %w", t.num, err)
+	}
+	if sp.size > limit {
+		sp.Close()
+		// The rest of the body may never end: drop the connection rather
+		// than drain it. Nothing of this session is committed.
+		p.pc.Close()
+		return nil, &OversizeError{Number: t.num, ListSize: t.size, Limit: limit}
 	}
 	if t.entry != nil && t.entry.SHA256 == sp.sum {
 		// A retry of an APPEND whose outcome was unknown and that the folder
@@ -698,10 +734,6 @@ type imapConn struct {
 	mu  sync.Mutex
 	c   *imapclient.Client
 	gen int
-
-	// search is held from SELECT to UNSELECT while one appender looks for
-	// a stored copy, so that another cannot unselect under it.
-	search sync.Mutex
 }
 
 func (ic *imapConn) get(ctx context.Context) (*imapclient.Client, int, error) {
@@ -763,7 +795,6 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
 	}
 	delay := cfg.RetryDelay
-	unknown := false // an earlier attempt may have stored the message
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -786,26 +817,19 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 			delay = min(delay*2, time.Minute)
 			continue
 		}
-		if unknown {
-			var uid imap.UID
-			w.conn.search.Lock()
-			uid, err = w.locate(c, &j.entry)
-			if err == nil && uid == 0 {
-				err = w.unselect(c)
-			}
-			w.conn.search.Unlock()
-			if err == nil && uid != 0 {
-				return w.recordAppended(j, 0, uint32(uid), EventRecovered)
-			}
-		}
-		var data *imap.AppendData
+		data, err := appendSpool(c, cfg.Folder, j.sp, opts, cfg.Timeout)
 		if err == nil {
-			data, err = appendSpool(c, cfg.Folder, j.sp, opts, cfg.Timeout)
-			if err == nil {
-				return w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
-			}
+			return w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
 		}
 		kind, certain := classifyAppendError(err)
+		if !certain {
+			// The message may or may not be stored. Searching for it now
+			// could find the copy of another message still in flight, so
+			// end the session: the next one searches before anything else
+			// is sent (see session), and Run starts it after a pause.
+			w.conn.drop(gen)
+			return fmt.Errorf("imap: APPEND to %q: outcome unknown: %w", cfg.Folder, err)
+		}
 		switch kind {
 		case errTryCreate:
 			if _, cerr := ensureFolder(c, cfg.Folder, cfg.Timeout); cerr != nil {
@@ -825,10 +849,6 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		case errFatal:
 			return fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
 		}
-		if !certain {
-			unknown = true
-			w.conn.drop(gen)
-		}
 		if attempt >= cfg.Retries {
 			return fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)
 		}
@@ -841,18 +861,6 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		}
 		delay = min(delay*2, time.Minute)
 	}
-}
-
-func (w *appender) locate(c *imapclient.Client, e *state.Entry) (imap.UID, error) {
-	loc := &locator{c: c, folder: w.p.cfg.Folder, timeout: w.p.cfg.Timeout, claimed: w.p.m.claimedUIDs()}
-	return loc.find(e)
-}
-
-func (w *appender) unselect(c *imapclient.Client) error {
-	if c.Mailbox() == nil {
-		return nil
-	}
-	return withDeadline(c, w.p.cfg.Timeout, c.Unselect().Wait)
 }
 
 // recordAppended makes the append durable and only then offers the message

@@ -534,3 +534,21 @@ func TestRetryRefusedAfter(t *testing.T) {
 		t.Error("messages copied after the retry were not deleted")
 	}
 }
+
+// TestOversizeBodyStops: a body far larger than LIST said stops the run with
+// OversizeError instead of filling the disk, and deletes nothing.
+func TestOversizeBodyStops(t *testing.T) {
+	e := newTestEnv(t, sampleMessages(t)[:3], pop3test.Config{})
+	big := bytes.Repeat([]byte("x"), 3<<20)
+	e.pop.AddMessage("liar", big)
+	// The server claims 100 bytes for a 3 MiB message.
+	e.pop.SetListSize("liar", 100)
+	_, err := e.run(Config{Delete: true, Retries: -1})
+	var oerr *OversizeError
+	if !errors.As(err, &oerr) || oerr.ListSize != 100 {
+		t.Fatalf("err = %v, want OversizeError for a 100-byte listing", err)
+	}
+	if len(e.pop.Messages()) != 4 {
+		t.Error("a failed session deleted messages")
+	}
+}

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -147,7 +146,12 @@ type locator struct {
 // Candidates come from SEARCH: by Message-ID when the message has one, and
 // otherwise by INTERNALDATE, which pop2imap sets from the message itself (or
 // records in the journal before appending when the message has no date).
-func (l *locator) find(e *state.Entry) (imap.UID, error) {
+//
+// With loose false only an exact match counts. The caller settles exact
+// matches for every entry before it allows loose ones, so that an entry
+// whose own copy is stored can never lose it to another entry that differs
+// only in line endings.
+func (l *locator) find(e *state.Entry, loose bool) (imap.UID, error) {
 	if err := l.selectFolder(); err != nil || l.missing {
 		return 0, err
 	}
@@ -175,11 +179,11 @@ func (l *locator) find(e *state.Entry) (imap.UID, error) {
 		if l.claimed[uid] {
 			continue
 		}
-		ok, err := l.matches(uid, e)
+		exact, looseOK, err := l.matches(uid, e)
 		if err != nil {
 			return 0, err
 		}
-		if ok {
+		if exact || (loose && looseOK) {
 			return uid, nil
 		}
 	}
@@ -211,10 +215,10 @@ func (l *locator) selectFolder() error {
 
 // matches streams one stored message through both hashes without holding it
 // in memory.
-func (l *locator) matches(uid imap.UID, e *state.Entry) (bool, error) {
-	var exact, norm [sha256.Size]byte
+func (l *locator) matches(uid imap.UID, e *state.Entry) (exact, loose bool, err error) {
+	var sum, norm [sha256.Size]byte
 	var size int64
-	err := withDeadline(l.c, l.timeout+time.Duration(e.Size/100_000)*time.Second, func() error {
+	err = withDeadline(l.c, l.timeout+time.Duration(e.Size/100_000)*time.Second, func() error {
 		cmd := l.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -233,19 +237,17 @@ func (l *locator) matches(uid imap.UID, e *state.Entry) (bool, error) {
 					return err
 				}
 				size = n
-				h.Sum(exact[:0])
+				h.Sum(sum[:0])
 				nh.Sum(norm[:0])
 			}
 		}
 		return cmd.Close()
 	})
 	if err != nil {
-		return false, fmt.Errorf("imap: UID FETCH %d in %q: %w", uid, l.folder, err)
+		return false, false, fmt.Errorf("imap: UID FETCH %d in %q: %w", uid, l.folder, err)
 	}
-	if size == e.Size && bytes.Equal(exact[:], e.SHA256[:]) {
-		return true, nil
-	}
-	return bytes.Equal(norm[:], e.NormSHA256[:]), nil
+	exact = size == e.Size && sum == e.SHA256
+	return exact, exact || norm == e.NormSHA256, nil
 }
 
 // isNetError reports whether err came from the connection rather than from a

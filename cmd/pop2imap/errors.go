@@ -126,7 +126,9 @@ func explain(err error) string {
 	case errors.As(err, &conn) && (conn.Op == "password" || conn.Op == "access token"):
 		hint = "run the password or token command by hand to see why it failed"
 	case errors.As(err, &conn) && conn.Op == "login" && conn.Temporary():
-		hint = "the server refused for now; wait a while and rerun"
+		hint = "the server refused or did not answer for now; wait a while and rerun"
+	case errors.As(err, &conn) && conn.Op == "greeting":
+		hint = fmt.Sprintf("the server does not speak %s as expected there: check the host, the port and --%s-tls", upper(conn.Proto), conn.Proto)
 	case errors.As(err, &conn) && conn.Op == "tls":
 		hint = "check --pop3-tls/--imap-tls and the port (implicit uses 995/993, the others 110/143)"
 	case errors.As(err, &conn) && conn.Op == "dial":
