@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# CI smoke run of the benchmark: 200 messages, RTT 0 and 20 ms, one run
+# each. It proves the benchmark still works end to end (Dovecot, corpus,
+# delay, byte-for-byte check); its timings do not decide whether CI passes.
+# Takes well under 3 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec timeout 170 bench/run.sh -n 200 -r 0,20 -reps 1 -k 1,4 "$@"

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Throughput benchmark of pop2imap against a real Dovecot on 127.0.0.1.
+#
+# usage: bench/run.sh [-n 2000[,20000]] [-r 0,20,50] [-reps 3] [-k 1,2,4,8]
+#                     [-huge 20,100] [-seed 1] [-flags "--imap-conns 8"]
+#                     [-delay auto|netem|proxy] [-o results.txt]
+#
+#   -n      maildrop sizes (messages of the usual mix, see bench/corpus)
+#   -r      round-trip times in ms between pop2imap and Dovecot
+#   -reps   runs per measurement; the median is reported
+#   -k      IMAP connection counts tried for the APPEND-only sink (0: none)
+#   -huge   also migrate a maildrop of one message of this many MB (RTT 0)
+#   -flags  extra pop2imap migrate flags
+#   -delay  netem: tc netem on lo inside a private network namespace;
+#           proxy: internal/delayproxy on 127.0.0.1; auto (default): netem
+#           when the kernel has it, else proxy
+#
+# Needs root (Dovecot switches to its mail user), dovecot-pop3d,
+# dovecot-imapd and time (/usr/bin/time). Traffic stays on 127.0.0.0/8.
+# Everything it creates (temp dirs, Dovecot, network namespace) is removed
+# on exit, also on failure or Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= delay=auto out=
+while (($#)); do
+	case $1 in
+	-n) sizes=$2 ;;
+	-r) rtts=$2 ;;
+	-reps) reps=$2 ;;
+	-k) ks=$2 ;;
+	-huge) huge=$2 ;;
+	-seed) seed=$2 ;;
+	-flags) flags=$2 ;;
+	-delay) delay=$2 ;;
+	-o) out=$2 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "bench/run.sh: unknown argument $1 (try -h)" >&2
+		exit 2
+		;;
+	esac
+	shift 2 || { echo "bench/run.sh: $1 needs a value" >&2; exit 2; }
+done
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "bench/run.sh: must run as root (Dovecot switches to its mail user)" >&2
+	exit 1
+fi
+if [[ ! -x /usr/bin/time ]]; then
+	echo "bench/run.sh: /usr/bin/time is missing: apt-get install time" >&2
+	exit 1
+fi
+
+work=$(mktemp -d /tmp/pop2imap-bench.XXXXXX)
+netns=
+testpid=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [[ -n $testpid ]] && kill -0 "$testpid" 2>/dev/null; then
+		kill -TERM "$testpid" 2>/dev/null || true
+		wait "$testpid" 2>/dev/null || true
+	fi
+	if [[ -f $work/dovecot-dir ]]; then
+		dir=$(<"$work/dovecot-dir")
+		# Only what this run's Dovecot created (dovecottest.makeDir).
+		[[ $dir == */dovecottest-* ]] && rm -rf -- "$dir"
+	fi
+	[[ -n $netns ]] && ip netns del "$netns" 2>/dev/null
+	rm -rf -- "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# netem works when a private namespace can put it on its own lo; a kernel
+# without sch_netem fails at "tc qdisc add".
+have_netem() {
+	local probe=p2i-probe-$$ ok=1
+	ip netns add "$probe" 2>/dev/null || return 1
+	ip netns exec "$probe" ip link set lo up 2>/dev/null &&
+		ip netns exec "$probe" tc qdisc add dev lo root netem delay 1ms 2>/dev/null || ok=0
+	ip netns del "$probe" 2>/dev/null || true
+	((ok))
+}
+case $delay in
+auto) if have_netem; then delay=netem; else delay=proxy; fi ;;
+netem) have_netem || { echo "bench/run.sh: tc netem does not work on this kernel" >&2; exit 1; } ;;
+proxy) ;;
+*) echo "bench/run.sh: -delay must be auto, netem or proxy" >&2; exit 2 ;;
+esac
+echo "bench: delay by $delay; sizes $sizes; RTT $rtts ms; $reps runs each; work dir $work"
+
+go build -o "$work/pop2imap" ./cmd/pop2imap
+go test -c -o "$work/bench.test" ./bench
+
+prefix=()
+netem_flag=0
+if [[ $delay == netem ]]; then
+	netns=p2i-bench-$$
+	ip netns add "$netns"
+	ip netns exec "$netns" ip link set lo up
+	prefix=(ip netns exec "$netns")
+	netem_flag=1
+fi
+
+export POP2IMAP_BENCH=1 POP2IMAP_DOVECOT=require
+export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts \
+	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
+	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag
+(cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run '^TestBench$' -test.v -test.count=1 -test.timeout=0) &
+testpid=$!
+status=0
+wait "$testpid" || status=$?
+testpid=
+echo
+echo "== results"
+cat "$work/results.txt" 2>/dev/null || true
+if [[ -n $out && -f $work/results.txt ]]; then
+	cp "$work/results.txt" "$out"
+fi
+exit "$status"

@@ -1,0 +1,173 @@
+// Package delayproxy is a TCP proxy on loopback that adds a fixed one-way
+// delay to every chunk in each direction, for benchmarks on kernels without
+// tc netem. It preserves order and does not limit throughput: each chunk is
+// stamped when it is read and written out at that time plus the delay, so a
+// connection behaves like a link with round-trip time 2×Delay and (nearly)
+// unlimited bandwidth.
+package delayproxy
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// chunkSize is the most one read takes from a connection.
+const chunkSize = 64 << 10
+
+// queueChunks bounds the chunks in flight in one direction. It only has to
+// cover a bandwidth-delay product: 4096 × 64 KiB = 256 MiB per direction,
+// far more than a loopback link moves in 100 ms.
+const queueChunks = 4096
+
+// Proxy forwards every connection it accepts to Target.
+type Proxy struct {
+	Target string        // host:port to connect to
+	Delay  time.Duration // added to each direction
+
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
+}
+
+// Listen starts a proxy on 127.0.0.1 with a free port, forwarding to target
+// with the given one-way delay.
+func Listen(target string, delay time.Duration) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Target: target, Delay: delay, ln: ln, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.serve()
+	return p, nil
+}
+
+// Addr is the address clients connect to.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Close stops accepting, cuts every open connection and waits for the
+// forwarding goroutines to end.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	err := p.ln.Close()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+func (p *Proxy) serve() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.handle(client)
+		}()
+	}
+}
+
+func (p *Proxy) handle(client net.Conn) {
+	if !p.track(client) {
+		return
+	}
+	defer p.untrack(client)
+	server, err := net.DialTimeout("tcp", p.Target, 10*time.Second)
+	if err != nil {
+		return
+	}
+	if !p.track(server) {
+		return
+	}
+	defer p.untrack(server)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pump(server, client) }()
+	go func() { defer wg.Done(); p.pump(client, server) }()
+	wg.Wait()
+}
+
+type chunk struct {
+	data []byte
+	due  time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// pump copies src to dst, each chunk delayed by p.Delay from when it was
+// read. At EOF it half-closes dst once everything before has been delivered;
+// on an error it closes both ends.
+func (p *Proxy) pump(dst, src net.Conn) {
+	q := make(chan chunk, queueChunks)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		broken := false
+		timer := time.NewTimer(0)
+		<-timer.C
+		for c := range q {
+			if !broken {
+				if wait := time.Until(c.due); wait > 0 {
+					timer.Reset(wait)
+					<-timer.C
+				}
+				if _, err := dst.Write(c.data); err != nil {
+					broken = true
+					src.Close()
+				}
+			}
+			b := c.data[:cap(c.data)]
+			bufPool.Put(&b)
+		}
+		if !broken {
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.CloseWrite()
+				return
+			}
+		}
+		dst.Close()
+	}()
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, err := src.Read(*bp)
+		if n > 0 {
+			q <- chunk{data: (*bp)[:n], due: time.Now().Add(p.Delay)}
+		} else {
+			bufPool.Put(bp)
+		}
+		if err != nil {
+			// EOF, reset or Close: what was read is still delivered.
+			break
+		}
+	}
+	close(q)
+	<-done
+}
