@@ -96,7 +96,7 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 		window = 16
 	}
 
-	pc, err := DialPOP3(ctx, v.POP3)
+	pc, err := dialPOP3Patiently(ctx, v.POP3)
 	if err != nil {
 		return stats, err
 	}
@@ -610,4 +610,25 @@ func (c *crlfCounter) total() int64 {
 		return c.n + 1
 	}
 	return c.n
+}
+
+// dialPOP3Patiently logs in, trying again a few times, a second apart at
+// most, while the server refuses for now: a session that just ended by
+// dropping the connection (as verify's own do) may hold the maildrop's
+// lock until the server notices, which it answers with [IN-USE].
+func dialPOP3Patiently(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		pc, err := DialPOP3(ctx, ep)
+		var cerr *ConnectError
+		if err == nil || attempt >= 5 || !errors.As(err, &cerr) || !cerr.Temporary() {
+			return pc, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay = min(2*delay, time.Second)
+	}
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -149,24 +146,17 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 	}
 	tlsConfig := &tls.Config{ServerName: o.TLSServerName}
 	if o.CAFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(o.CAFile)
+		pool, err := bridge.LoadRoots(o.CAFile)
 		if err != nil {
 			return nil, nil, usageErrorf("--ca-file: %v", err)
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, usageErrorf("--ca-file: no PEM certificate found in %s", o.CAFile)
-		}
 		tlsConfig.RootCAs = pool
 	}
-	pop3Addr, err := withDefaultPort(o.POP3, pop3TLS, 995, 110)
+	pop3Addr, err := bridge.WithDefaultPort(o.POP3, pop3TLS, 995, 110)
 	if err != nil {
 		return nil, nil, usageErrorf("--pop3: %v", err)
 	}
-	imapAddr, err := withDefaultPort(o.IMAP, imapTLS, 993, 143)
+	imapAddr, err := bridge.WithDefaultPort(o.IMAP, imapTLS, 993, 143)
 	if err != nil {
 		return nil, nil, usageErrorf("--imap: %v", err)
 	}
@@ -183,28 +173,6 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 		return nil, nil, err
 	}
 	return pop3, imap, nil
-}
-
-// withDefaultPort adds the protocol's usual port when addr has none.
-func withDefaultPort(addr string, mode bridge.TLSMode, tlsPort, plainPort int) (string, error) {
-	if host, port, err := net.SplitHostPort(addr); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("no host in %q", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return "", fmt.Errorf("bad port in %q", addr)
-		}
-		return addr, nil
-	}
-	port := plainPort
-	if mode == bridge.TLSImplicit {
-		port = tlsPort
-	}
-	host := addr
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
 // runMigrate runs one migration with resolved secrets. The demo calls it too,

@@ -3,15 +3,12 @@ package service
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -290,7 +287,7 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 			return nil, fmt.Errorf("%s.tls: %v", proto, err)
 		}
 	}
-	addr, err := WithDefaultPort(sc.Server, mode, tlsPort, plainPort)
+	addr, err := bridge.WithDefaultPort(sc.Server, mode, tlsPort, plainPort)
 	if err != nil {
 		return nil, fmt.Errorf("%s.server: %v", proto, err)
 	}
@@ -319,16 +316,9 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(baseDir, path)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(path)
+		pool, err := bridge.LoadRoots(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %v", proto, err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.ca_file: no PEM certificate found in %s", proto, path)
 		}
 		tlsConfig.RootCAs = pool
 	}
@@ -340,24 +330,4 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 		return nil, fmt.Errorf("%v (use %s.tls = \"implicit\" or \"starttls\", or allow_insecure_auth = true if you accept that)", err, proto)
 	}
 	return ep, nil
-}
-
-// WithDefaultPort adds the protocol's usual port when addr has none: tlsPort
-// with implicit TLS, plainPort otherwise.
-func WithDefaultPort(addr string, mode bridge.TLSMode, tlsPort, plainPort int) (string, error) {
-	if host, port, err := net.SplitHostPort(addr); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("no host in %q", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return "", fmt.Errorf("bad port in %q", addr)
-		}
-		return addr, nil
-	}
-	port := plainPort
-	if mode == bridge.TLSImplicit {
-		port = tlsPort
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
