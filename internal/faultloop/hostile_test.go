@@ -112,6 +112,8 @@ func (s *scriptedPOP3) session(c net.Conn) {
 		switch verb {
 		case "CAPA":
 			out = "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		case "STAT":
+			out = fmt.Sprintf("+OK 1 %d\r\n", len(hostileMessage))
 		case "UIDL":
 			out = "+OK\r\n1 hostile-1\r\n.\r\n"
 		case "LIST":
