@@ -78,6 +78,14 @@ type tokenAuthority struct {
 	// one repeats.
 	issue []string
 	calls int
+	// Without issue, the authority hands out current, and after expire the
+	// expired token once more, as a token command with a cache would.
+	current, stale string
+}
+
+// newCachingAuthority hands out first until it expires.
+func newCachingAuthority(first string) *tokenAuthority {
+	return &tokenAuthority{valid: map[string]bool{first: true}, current: first}
 }
 
 func newTokenAuthority(valid []string, issue ...string) *tokenAuthority {
@@ -100,14 +108,21 @@ func (a *tokenAuthority) expire(old, fresh string) {
 	defer a.mu.Unlock()
 	delete(a.valid, old)
 	a.valid[fresh] = true
+	a.current, a.stale = fresh, old
 }
 
 func (a *tokenAuthority) secret(context.Context) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	tok := a.issue[min(a.calls, len(a.issue)-1)]
 	a.calls++
-	return tok, nil
+	if a.issue == nil {
+		tok := a.current
+		if a.stale != "" {
+			tok, a.stale = a.stale, ""
+		}
+		return tok, nil
+	}
+	return a.issue[min(a.calls-1, len(a.issue)-1)], nil
 }
 
 func (a *tokenAuthority) callCount() int {
@@ -680,14 +695,15 @@ func TestOAuthRefreshOnce(t *testing.T) {
 
 // TestMigrationOutlivesToken runs a migration with OAuth2 on both sides
 // during which every token expires: the IMAP connection drops mid-run and
-// the POP3 session is cut, the token command still hands out the old token
-// once (as a command with a cache would), and the run goes on with fresh
-// tokens to copy everything exactly once.
+// the POP3 session is cut, in whichever order the pipeline reaches them,
+// the token command still hands out the old token once (as a command with
+// a cache would), and the run goes on with fresh tokens to copy everything
+// exactly once.
 func TestMigrationOutlivesToken(t *testing.T) {
 	msgs := sampleMessages(t)
 	e := newTestEnv(t, msgs, pop3test.Config{})
-	popTokens := newTokenAuthority([]string{"pop-1"}, "pop-1", "pop-1", "pop-2")
-	imapTokens := newTokenAuthority([]string{"imap-1"}, "imap-1", "imap-1", "imap-2")
+	popTokens := newCachingAuthority("pop-1")
+	imapTokens := newCachingAuthority("imap-1")
 	front := newOAuthPOP3(t, popUser, popTokens, e.pop)
 	im := newSASLIMAP(t, saslIMAPOptions{tokens: imapTokens, insecureAuth: true})
 	var dropped atomic.Bool

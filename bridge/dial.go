@@ -464,10 +464,15 @@ func loginIMAP(c *imapclient.Client, ep *Endpoint, secret string) error {
 			return c.Authenticate(oauth)
 		}
 	}
-	err = withDeadline(c, ep.timeout(), login)
-	if err == nil {
-		return nil
+	if err := withDeadline(c, ep.timeout(), login); err != nil {
+		return loginError(err, ep, mech, caps, oauth, secret)
 	}
+	return nil
+}
+
+// loginError turns a failed IMAP login into an AuthError when the server
+// refused the credentials, and into a ConnectError otherwise.
+func loginError(err error, ep *Endpoint, mech AuthMech, caps imap.CapSet, oauth *oauthRecorder, secret string) error {
 	var ierr *imap.Error
 	// After an OAuth2 error challenge the token is known to be refused,
 	// whatever the final reply: go-imap sends the empty answer the
@@ -485,7 +490,7 @@ func loginIMAP(c *imapclient.Client, ep *Endpoint, secret string) error {
 	if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodePrivacyRequired {
 		err = fmt.Errorf("%w; use --imap-tls starttls or implicit", err)
 	}
-	return fail(err)
+	return &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "login", Err: redact(err, secret)}
 }
 
 // authCaps lists the AUTH= capabilities, for messages.

@@ -38,8 +38,9 @@ type Config struct {
 
 	// IMAPConns is how many IMAP connections append in parallel; 0 means 4.
 	IMAPConns int
-	// Window is how many RETR (and DELE) commands may be outstanding on the
-	// POP3 connection when the server allows pipelining; 0 means 64.
+	// Window is how many RETR commands may be outstanding on the POP3
+	// connection when the server allows pipelining; 0 means 64. DELEs use
+	// a larger window derived from it (see deleWindow).
 	Window int
 	// SpoolThreshold is the largest message kept in memory; larger ones are
 	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
@@ -336,7 +337,11 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 	m.Stats.BytesToCopy.Store(bytesToCopy)
 
-	p := &pipeline{m: m, cfg: cfg, pc: pc, first: ic, deleteIDs: map[int]uint64{}}
+	// The appenders open connections of their own; this one has done its
+	// part, and some providers cap how many an account may hold.
+	ic.Close()
+
+	p := &pipeline{m: m, cfg: cfg, pc: pc, deleteIDs: map[int]uint64{}}
 	for _, t := range done {
 		if !cfg.deletable(t.entry) {
 			continue
@@ -374,6 +379,17 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// deleWindow is how many DELE commands may be outstanding. They and their
+// replies are a few bytes each, so many more fit in flight than RETRs, and
+// at 50 ms a round trip, 2,000 DELEs in windows of 64 would cost 1.6 s.
+// A window of 1, for a server whose pipelining is broken, stays 1.
+func (cfg *Config) deleWindow() int {
+	if cfg.Window <= 1 {
+		return 1
+	}
+	return min(cfg.Window*8, 1024)
 }
 
 // deletable reports whether a message the journal shows as done may be
@@ -530,10 +546,9 @@ func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, d
 // pipeline streams messages from the POP3 session to parallel IMAP appenders
 // and feeds confirmed messages back to the POP3 session for deletion.
 type pipeline struct {
-	m     *Migrator
-	cfg   *Config
-	pc    *pop3.Client
-	first *imapclient.Client
+	m   *Migrator
+	cfg *Config
+	pc  *pop3.Client
 
 	mu        sync.Mutex
 	confirmed []int          // recorded appended, not yet DELE'd
@@ -576,12 +591,7 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 	conns := min(p.cfg.IMAPConns, len(tasks))
 	for i := 0; i < conns; i++ {
 		conn := &imapConn{ep: p.m.IMAP}
-		if i == 0 {
-			conn.c, conn.gen = p.first, 1
-		}
 		defer conn.close()
-		// Two APPENDs in flight on one connection: while one waits for its
-		// tagged reply, the next sends its literal.
 		for k := 0; k < appendsPerConn; k++ {
 			wg.Add(1)
 			go func() {
@@ -715,7 +725,7 @@ func (p *pipeline) flushDeletes() error {
 	if len(nums) == 0 {
 		return nil
 	}
-	if err := p.pc.DeleAll(nums, p.cfg.Window); err != nil {
+	if err := p.pc.DeleAll(nums, p.cfg.deleWindow()); err != nil {
 		return err
 	}
 	p.deleted = append(p.deleted, nums...)
@@ -723,7 +733,9 @@ func (p *pipeline) flushDeletes() error {
 }
 
 // appendsPerConn is how many APPENDs each IMAP connection has in flight.
-const appendsPerConn = 2
+// With LITERAL+ they stream back to back, so this many round trips'
+// worth of messages overlap on each connection.
+const appendsPerConn = 4
 
 // imapConn is one IMAP connection shared by the appenders that use it. It is
 // dialed again after a failure; gen tells a stale failure from a fresh one,
@@ -732,15 +744,15 @@ type imapConn struct {
 	ep *Endpoint
 
 	mu  sync.Mutex
-	c   *imapclient.Client
+	c   *appendConn
 	gen int
 }
 
-func (ic *imapConn) get(ctx context.Context) (*imapclient.Client, int, error) {
+func (ic *imapConn) get(ctx context.Context) (*appendConn, int, error) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	if ic.c == nil {
-		c, err := DialIMAP(ctx, ic.ep)
+		c, err := dialAppendConn(ctx, ic.ep)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -795,6 +807,7 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
 	}
 	delay := cfg.RetryDelay
+	created := false
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -817,7 +830,7 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 			delay = min(delay*2, time.Minute)
 			continue
 		}
-		data, err := appendSpool(c, cfg.Folder, j.sp, opts, cfg.Timeout)
+		data, err := c.Append(cfg.Folder, j.sp, opts, cfg.Timeout)
 		if err == nil {
 			return w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
 		}
@@ -832,9 +845,14 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 		}
 		switch kind {
 		case errTryCreate:
-			if _, cerr := ensureFolder(c, cfg.Folder, cfg.Timeout); cerr != nil {
+			// The folder went away during the run.
+			if created {
+				return fmt.Errorf("imap: APPEND to %q: %w (even after creating it)", cfg.Folder, err)
+			}
+			if cerr := c.Create(cfg.Folder, cfg.Timeout); cerr != nil {
 				return cerr
 			}
+			created = true
 			continue
 		case errRefused:
 			if err := m.Journal.MarkRefused(j.entry.ID, err.Error()); err != nil {

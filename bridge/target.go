@@ -68,32 +68,6 @@ const (
 	errFatal
 )
 
-// appendSpool sends one APPEND and waits for its reply, closing the client if
-// the server does not answer in time.
-func appendSpool(c *imapclient.Client, folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, error) {
-	// Allow for slow links: one minute plus a second per 100 KB.
-	d := timeout + time.Duration(sp.size/100_000)*time.Second
-	var data *imap.AppendData
-	err := withDeadline(c, d, func() error {
-		r, err := sp.Reader()
-		if err != nil {
-			return err
-		}
-		cmd := c.Append(folder, sp.size, opts)
-		_, werr := io.Copy(cmd, r)
-		cerr := cmd.Close()
-		data, err = cmd.Wait()
-		if err != nil {
-			return err
-		}
-		if werr != nil {
-			return werr
-		}
-		return cerr
-	})
-	return data, err
-}
-
 // ensureFolder makes sure folder exists, creating it when missing.
 func ensureFolder(c *imapclient.Client, folder string, timeout time.Duration) (created bool, err error) {
 	exists, err := folderExists(c, folder, timeout)

@@ -144,7 +144,7 @@ func TestDovecotRecoversLostReply(t *testing.T) {
 			}
 			defer pop.Close()
 			pop.AddMessage(m.Name, m.Data)
-			px, err := faultproxy.Listen(d.IMAPAddr, faultproxy.Fault{Conn: 1, Dir: faultproxy.Downstream, PeerSends: "APPEND", Action: faultproxy.Stall})
+			px, err := faultproxy.Listen(d.IMAPAddr, faultproxy.Fault{Dir: faultproxy.Downstream, PeerSends: "APPEND", Action: faultproxy.Stall})
 			if err != nil {
 				t.Fatal(err)
 			}

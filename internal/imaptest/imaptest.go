@@ -49,9 +49,33 @@ type Server struct {
 	fault   func(n int, data []byte) AppendFault
 }
 
-// NewServer starts a server with one user. It allows plaintext logins, which
-// is safe only because it listens on loopback.
-func NewServer(username, password string) (*Server, error) {
+// Option changes what NewServer's server announces.
+type Option func(caps imap.CapSet)
+
+// WithoutLiteralPlus makes the server not announce LITERAL+ (RFC 7888), so
+// that clients must wait for "+" before every literal.
+func WithoutLiteralPlus() Option {
+	return func(caps imap.CapSet) { delete(caps, imap.CapLiteralPlus) }
+}
+
+// WithCap makes the server announce one more capability, such as
+// APPENDLIMIT=1000.
+func WithCap(c imap.Cap) Option {
+	return func(caps imap.CapSet) { caps[c] = struct{}{} }
+}
+
+// NewServer starts a server with one user. It announces LITERAL+ unless
+// told otherwise. It allows plaintext logins, which is safe only because it
+// listens on loopback.
+func NewServer(username, password string, opts ...Option) (*Server, error) {
+	caps := imap.CapSet{
+		imap.CapIMAP4rev1:   {},
+		imap.CapUIDPlus:     {},
+		imap.CapLiteralPlus: {},
+	}
+	for _, o := range opts {
+		o(caps)
+	}
 	s := &Server{mem: imapmemserver.New(), user: imapmemserver.NewUser(username, password)}
 	if err := s.user.Create("INBOX", nil); err != nil {
 		return nil, err
@@ -61,10 +85,7 @@ func NewServer(username, password string) (*Server, error) {
 		NewSession: func(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &session{Session: s.mem.NewSession(), srv: s, conn: conn}, nil, nil
 		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1: {},
-			imap.CapUIDPlus:   {},
-		},
+		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
 	})
