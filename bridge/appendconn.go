@@ -572,14 +572,16 @@ func (c *appendConn) Create(folder string, timeout time.Duration) error {
 }
 
 // Close logs out, without waiting for the reply, and closes the connection.
+// It does not wait for a command being written: that one fails.
 func (c *appendConn) Close() {
-	c.wmu.Lock()
-	if c.failure() == nil {
-		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		c.bw.WriteString("L LOGOUT\r\n")
-		c.bw.Flush()
+	if c.wmu.TryLock() {
+		if c.failure() == nil {
+			c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			c.bw.WriteString("L LOGOUT\r\n")
+			c.bw.Flush()
+		}
+		c.wmu.Unlock()
 	}
-	c.wmu.Unlock()
 	c.fail(net.ErrClosed)
 }
 

@@ -296,7 +296,10 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	// Nothing else is in flight now, so every stored copy belongs either to
 	// a recorded entry (claimed) or to one of these. Exact matches are
 	// settled for all of them before any loose match is allowed.
-	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout, claimed: m.claimedUIDs()}
+	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout}
+	if len(pending) > 0 {
+		loc.claimed = m.claimedUIDs()
+	}
 	var retry []task
 	for _, loose := range []bool{false, true} {
 		unresolved := pending[:0:0]
@@ -394,9 +397,11 @@ func (cfg *Config) deleWindow() int {
 
 // deletable reports whether a message the journal shows as done may be
 // deleted from POP3 in this run. Baseline and refused messages were never
-// copied, so they are never deleted.
+// copied, so they are never deleted. A nil entry is not deletable.
 func (cfg *Config) deletable(e *state.Entry) bool {
 	switch {
+	case e == nil:
+		return false
 	case e.Step == state.Baseline, e.Step == state.Refused:
 		return false
 	case cfg.Delete:
@@ -490,6 +495,12 @@ func (m *Migrator) plan(listing []listedMsg) (done, pending, fresh []task) {
 	isPending := func(e *state.Entry) bool { return e.Step == state.Appending }
 	for _, l := range listing {
 		if e := claim(l, isDone); e != nil {
+			// Only a deletion needs the entry. Dropping the others keeps
+			// a large mailbox that is kept on the server from holding a
+			// copy of its whole journal for the session.
+			if !cfg.deletable(e) {
+				e = nil
+			}
 			done = append(done, task{l, e})
 			continue
 		}
@@ -636,18 +647,22 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks []task, jobs chan<-
 	if len(tasks) == 0 {
 		return nil
 	}
-	byNum := make(map[int]task, len(tasks))
 	nums := make([]int, len(tasks))
 	for i, t := range tasks {
 		nums[i] = t.num
-		byNum[t.num] = t
 	}
+	next := 0 // replies come in the order of the commands
 	stopping := false
 	return p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
+		t := tasks[next]
+		next++
+		if t.num != n {
+			return fmt.Errorf("bridge: got message %d from RETR, want %d", n, t.num)
+		}
 		p.mu.Lock()
 		p.unsettled++
 		p.mu.Unlock()
-		j, err := p.prepare(byNum[n], body)
+		j, err := p.prepare(t, body)
 		if err != nil {
 			return err
 		}

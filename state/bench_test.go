@@ -2,6 +2,7 @@ package state
 
 import (
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -30,4 +31,37 @@ func BenchmarkMarkAppended(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(fi.Size()-int64(len(header)))/float64(b.N), "B/msg")
+}
+
+// BenchmarkIndexMemory measures what the in-memory index costs per entry:
+// the heap a journal of 20,000 messages holds once opened. Memory
+// grows with the journal by this much per message, and by nothing else.
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 20000
+	path := journalPath(b)
+	j := mustOpen(b, path)
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = message(i)
+	}
+	if _, err := j.AddBaseline(es); err != nil {
+		b.Fatal(err)
+	}
+	j.Close()
+	var perEntry float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		j := mustOpen(b, path)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if len(j.Entries()) != n {
+			b.Fatalf("reopened journal has %d entries, want %d", len(j.Entries()), n)
+		}
+		perEntry = float64(after.HeapAlloc-before.HeapAlloc) / n
+		j.Close()
+	}
+	b.ReportMetric(perEntry, "B/entry")
 }
