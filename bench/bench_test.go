@@ -44,6 +44,7 @@ type benchConfig struct {
 	seed     uint64   // corpus seed
 	sinkKs   []int    // APPEND connection counts for the sink
 	hugeMB   []int    // single-message runs, in MB
+	small    bool     // corpus of small text messages only (corpus.SmallSpecFor)
 	netem    bool     // delay with tc netem on lo (inside a private netns) instead of the proxy
 	extra    []string // extra pop2imap flags (e.g. --imap-conns 8)
 	noVerify bool     // skip the byte-for-byte check (only for quick experiments)
@@ -78,6 +79,7 @@ func loadConfig(t *testing.T) benchConfig {
 		seed:     uint64(ints(t, "BENCH_SEED", "1")[0]),
 		sinkKs:   ints(t, "BENCH_SINK_K", "1,2,4,8"),
 		hugeMB:   ints(t, "BENCH_HUGE_MB", ""),
+		small:    os.Getenv("BENCH_MIX") == "small",
 		netem:    os.Getenv("BENCH_NETEM") == "1",
 		extra:    strings.Fields(os.Getenv("BENCH_FLAGS")),
 		noVerify: os.Getenv("BENCH_NO_VERIFY") == "1",
@@ -116,7 +118,7 @@ func TestBench(t *testing.T) {
 	defer b.out.Close()
 	b.printf("# pop2imap benchmark, %s; Dovecot %s (mail_fsync = always, maildir); delay by %s; reps %d (median)",
 		time.Now().UTC().Format(time.RFC3339), dovecotVersion(), map[bool]string{true: "tc netem on lo", false: "delayproxy (no netem)"}[cfg.netem], cfg.reps)
-	b.printf("# flags: %s", strings.Join(cfg.extra, " "))
+	b.printf("# flags: %s; mix: %s", strings.Join(cfg.extra, " "), map[bool]string{true: "small (2-8 KB text)", false: "usual"}[cfg.small])
 
 	for _, n := range cfg.ns {
 		b.runSize(n)
@@ -507,6 +509,9 @@ func (b *bench) runSize(n int) {
 	specs := make([]corpus.Spec, n)
 	for i := range specs {
 		specs[i] = corpus.SpecFor(b.cfg.seed, i)
+		if b.cfg.small {
+			specs[i] = corpus.SmallSpecFor(b.cfg.seed, i)
+		}
 	}
 	src := b.newUser("src")
 	defer b.dropUser(src)

@@ -56,6 +56,14 @@ func SpecFor(seed uint64, i int) Spec {
 	return s
 }
 
+// SmallSpecFor returns the shape of message i of a corpus of small text
+// messages, 2 to 8 KB: the many-messages case, where what costs is the
+// bookkeeping per message rather than the bytes.
+func SmallSpecFor(seed uint64, i int) Spec {
+	r := rand.New(rand.NewPCG(seed, uint64(i)))
+	return Spec{Index: i, Kind: Plain, Target: 2_000 + r.Int64N(6_000)}
+}
+
 // HugeSpec is a message with one attachment of about size bytes (20 MB and
 // 100 MB for the memory benchmark).
 func HugeSpec(i int, size int64) Spec { return Spec{Index: i, Kind: Huge, Target: size} }
