@@ -35,9 +35,9 @@ import (
 // Login goes through the same mechanism choice and error reporting as
 // DialIMAP; everything after login is APPEND and, for TRYCREATE, CREATE.
 type appendConn struct {
-	conn    net.Conn
-	br      *bufio.Reader
-	timeout time.Duration
+	conn  net.Conn
+	br    *bufio.Reader
+	limit int64 // APPENDLIMIT, 0 when the server does not say
 
 	wmu sync.Mutex // held while one command is written
 	bw  *bufio.Writer
@@ -99,7 +99,7 @@ func connectAppendConn(ctx context.Context, ep *Endpoint) (*appendConn, error) {
 		}
 		conn = tc
 	}
-	c := &appendConn{conn: conn, timeout: ep.timeout()}
+	c := &appendConn{conn: conn}
 	c.setConn(conn)
 	conn.SetDeadline(time.Now().Add(ep.timeout()))
 	caps, err := c.greeting()
@@ -128,7 +128,7 @@ func connectAppendConn(ctx context.Context, ep *Endpoint) (*appendConn, error) {
 	if caps == nil {
 		if caps, err = c.capability(); err != nil {
 			c.conn.Close()
-			return nil, fail("greeting", err)
+			return nil, fail("capability", err)
 		}
 	}
 	c.caps = caps
@@ -372,6 +372,7 @@ type reply struct {
 // start hands the connection to a goroutine that reads the replies, so that
 // several commands can be in flight.
 func (c *appendConn) start() {
+	c.limit = appendLimit(c.caps)
 	c.pending = map[string]chan reply{}
 	c.cont = make(chan struct{}, 1)
 	c.done = make(chan struct{})
@@ -444,10 +445,12 @@ func (c *appendConn) failure() error {
 // end early with the server's reply (a refusal before a literal). If no
 // reply comes within d, the connection is closed and the outcome is unknown.
 func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan reply) (*reply, error)) (reply, error) {
-	timer := time.AfterFunc(d, func() { c.fail(fmt.Errorf("no reply within %v: %w", d, os.ErrDeadlineExceeded)) })
-	defer timer.Stop()
 	ch := make(chan reply, 1)
 	c.wmu.Lock()
+	// The clock starts once it is this command's turn: the wait for another
+	// one's large literal to go out is not the server's delay.
+	timer := time.AfterFunc(d, func() { c.fail(fmt.Errorf("no reply within %v: %w", d, os.ErrDeadlineExceeded)) })
+	defer timer.Stop()
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -489,10 +492,10 @@ func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan r
 // server tells it (UIDPLUS). A NO or BAD reply is an *imap.Error; any other
 // error leaves the outcome unknown.
 func (c *appendConn) Append(folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, error) {
-	if limit := c.appendLimit(); limit > 0 && sp.size > limit {
+	if c.limit > 0 && sp.size > c.limit {
 		// Not sent at all: the server announced it would refuse it.
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
-			Text: fmt.Sprintf("the message is %d bytes, over the server's APPENDLIMIT of %d", sp.size, limit)}
+			Text: fmt.Sprintf("the message is %d bytes, over the server's APPENDLIMIT of %d", sp.size, c.limit)}
 	}
 	r, err := sp.Reader()
 	if err != nil {
@@ -585,10 +588,10 @@ func (c *appendConn) Close() {
 	c.fail(net.ErrClosed)
 }
 
-// appendLimit returns the largest message the server takes (RFC 7889
-// APPENDLIMIT), or 0 when it does not say.
-func (c *appendConn) appendLimit() int64 {
-	for cp := range c.caps {
+// appendLimit returns the largest message a server with caps takes (RFC
+// 7889 APPENDLIMIT), or 0 when it does not say.
+func appendLimit(caps imap.CapSet) int64 {
+	for cp := range caps {
 		if v, ok := cutPrefixFold(string(cp), "APPENDLIMIT="); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err == nil && n > 0 {

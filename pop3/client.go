@@ -420,47 +420,32 @@ type UIDInfo struct {
 
 // List returns the number and size of every message not marked deleted.
 func (c *Client) List() ([]MessageInfo, error) {
-	const label = "LIST"
-	var out []MessageInfo
-	err := c.multiCmd(label, "LIST", c.listLines(), func(line []byte) error {
-		info, ok := parseScanListing(line)
-		if !ok {
-			return &ProtocolError{Command: label, Msg: "malformed listing " + quoteReply(line)}
-		}
-		out = append(out, info)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return listAll(c, "LIST", parseScanListing)
 }
 
 // ListOne returns the size of message n.
 func (c *Client) ListOne(n int) (MessageInfo, error) {
-	label := "LIST " + strconv.Itoa(n)
-	if n <= 0 {
-		return MessageInfo{}, badNumber(label)
-	}
-	text, err := c.cmd(label, label, "")
-	if err != nil {
-		return MessageInfo{}, err
-	}
-	info, ok := parseScanListing([]byte(text))
-	if !ok || info.Number != n {
-		return MessageInfo{}, &ProtocolError{Command: label, Msg: "malformed reply " + quoteReply([]byte(text))}
-	}
-	return info, nil
+	return listOne(c, "LIST", n, parseScanListing, func(i MessageInfo) int { return i.Number })
 }
 
 // Uidl returns the unique id of every message not marked deleted.
 func (c *Client) Uidl() ([]UIDInfo, error) {
-	const label = "UIDL"
-	var out []UIDInfo
-	err := c.multiCmd(label, "UIDL", c.listLines(), func(line []byte) error {
-		info, ok := parseUIDListing(line)
+	return listAll(c, "UIDL", parseUIDListing)
+}
+
+// UidlOne returns the unique id of message n.
+func (c *Client) UidlOne(n int) (UIDInfo, error) {
+	return listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
+}
+
+// listAll runs the multi-line form of LIST or UIDL, parsing each line with
+// parse.
+func listAll[T any](c *Client, verb string, parse func([]byte) (T, bool)) ([]T, error) {
+	var out []T
+	err := c.multiCmd(verb, verb, c.listLines(), func(line []byte) error {
+		info, ok := parse(line)
 		if !ok {
-			return &ProtocolError{Command: label, Msg: "malformed listing " + quoteReply(line)}
+			return &ProtocolError{Command: verb, Msg: "malformed listing " + quoteReply(line)}
 		}
 		out = append(out, info)
 		return nil
@@ -471,19 +456,21 @@ func (c *Client) Uidl() ([]UIDInfo, error) {
 	return out, nil
 }
 
-// UidlOne returns the unique id of message n.
-func (c *Client) UidlOne(n int) (UIDInfo, error) {
-	label := "UIDL " + strconv.Itoa(n)
+// listOne runs the one-message form of LIST or UIDL, and checks that the
+// reply is about message n.
+func listOne[T any](c *Client, verb string, n int, parse func([]byte) (T, bool), number func(T) int) (T, error) {
+	var zero T
+	label := verb + " " + strconv.Itoa(n)
 	if n <= 0 {
-		return UIDInfo{}, badNumber(label)
+		return zero, badNumber(label)
 	}
 	text, err := c.cmd(label, label, "")
 	if err != nil {
-		return UIDInfo{}, err
+		return zero, err
 	}
-	info, ok := parseUIDListing([]byte(text))
-	if !ok || info.Number != n {
-		return UIDInfo{}, &ProtocolError{Command: label, Msg: "malformed reply " + quoteReply([]byte(text))}
+	info, ok := parse([]byte(text))
+	if !ok || number(info) != n {
+		return zero, &ProtocolError{Command: label, Msg: "malformed reply " + quoteReply([]byte(text))}
 	}
 	return info, nil
 }
