@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/tcprelay"
 )
 
 // chunkSize is the most one read takes from a connection.
@@ -22,92 +24,33 @@ const queueChunks = 4096
 
 // Proxy forwards every connection it accepts to Target.
 type Proxy struct {
-	Target string        // host:port to connect to
+	Target string        // host:port to connect to, as given to Listen
 	Delay  time.Duration // added to each direction
 
-	ln     net.Listener
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	closed bool
+	relay *tcprelay.Relay
 }
 
 // Listen starts a proxy on 127.0.0.1 with a free port, forwarding to target
 // with the given one-way delay.
 func Listen(target string, delay time.Duration) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p := &Proxy{Target: target, Delay: delay}
+	r, err := tcprelay.Listen(target, p.handle)
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{Target: target, Delay: delay, ln: ln, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go p.serve()
+	p.relay = r
 	return p, nil
 }
 
 // Addr is the address clients connect to.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.relay.Addr() }
 
 // Close stops accepting, cuts every open connection and waits for the
 // forwarding goroutines to end.
-func (p *Proxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	err := p.ln.Close()
-	p.wg.Wait()
-	return err
-}
+func (p *Proxy) Close() error { return p.relay.Close() }
 
-func (p *Proxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		c.Close()
-		return false
-	}
-	p.conns[c] = true
-	return true
-}
-
-func (p *Proxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	c.Close()
-}
-
-func (p *Proxy) serve() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.handle(client)
-		}()
-	}
-}
-
-func (p *Proxy) handle(client net.Conn) {
-	if !p.track(client) {
-		return
-	}
-	defer p.untrack(client)
-	server, err := net.DialTimeout("tcp", p.Target, 10*time.Second)
-	if err != nil {
-		return
-	}
-	if !p.track(server) {
-		return
-	}
-	defer p.untrack(server)
+// handle forwards one connection in both directions until both have ended.
+func (p *Proxy) handle(client, server net.Conn) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); p.pump(server, client) }()

@@ -30,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/tcprelay"
 )
 
 // Direction is one way through the proxy.
@@ -134,16 +136,13 @@ const chunkSize = 32 << 10
 
 // Proxy forwards every connection it accepts to its target.
 type Proxy struct {
-	target string
-	ln     net.Listener
-	wg     sync.WaitGroup
-	done   chan struct{}
+	relay *tcprelay.Relay
+	done  chan struct{} // closed by Close, to end stalls and delays
 
 	mu       sync.Mutex
 	faults   []Fault
 	globals  []*globalState // parallel to faults; nil for per-connection faults
 	accepted int            // connections accepted since SetFaults
-	conns    map[net.Conn]bool
 	closed   bool
 	fired    []string
 	bytes    [3]int64 // by Direction, over the proxy's life
@@ -158,19 +157,18 @@ type globalState struct {
 // Listen starts a proxy on 127.0.0.1 with a free port, forwarding to target
 // with the given faults.
 func Listen(target string, faults ...Fault) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p := &Proxy{done: make(chan struct{})}
+	p.SetFaults(faults...)
+	r, err := tcprelay.Listen(target, p.handle)
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{target: target, ln: ln, done: make(chan struct{}), conns: map[net.Conn]bool{}}
-	p.SetFaults(faults...)
-	p.wg.Add(1)
-	go p.serve()
+	p.relay = r
 	return p, nil
 }
 
 // Addr is the address clients connect to.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.relay.Addr() }
 
 // SetFaults replaces the faults. They apply to connections accepted from now
 // on; connections already open keep theirs. Conn numbers and Global offsets
@@ -210,47 +208,9 @@ func (p *Proxy) Close() error {
 	if !p.closed {
 		p.closed = true
 		close(p.done)
-		for c := range p.conns {
-			c.Close()
-		}
 	}
 	p.mu.Unlock()
-	err := p.ln.Close()
-	p.wg.Wait()
-	return err
-}
-
-func (p *Proxy) serve() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.handle(client)
-		}()
-	}
-}
-
-func (p *Proxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		c.Close()
-		return false
-	}
-	p.conns[c] = true
-	return true
-}
-
-func (p *Proxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	c.Close()
+	return p.relay.Close()
 }
 
 // conn is one proxied connection and the faults that apply to it.
@@ -280,20 +240,9 @@ type connFault struct {
 	fired  bool
 }
 
-func (p *Proxy) handle(client net.Conn) {
-	if !p.track(client) {
-		return
-	}
-	defer p.untrack(client)
-	server, err := net.DialTimeout("tcp", p.target, 10*time.Second)
-	if err != nil {
-		return
-	}
-	if !p.track(server) {
-		return
-	}
-	defer p.untrack(server)
-
+// handle forwards one connection, numbering it and giving it the faults
+// that apply to it.
+func (p *Proxy) handle(client, server net.Conn) {
 	c := &conn{p: p, client: client, server: server}
 	p.mu.Lock()
 	p.accepted++
