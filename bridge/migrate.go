@@ -748,8 +748,9 @@ func (p *pipeline) flushDeletes() error {
 }
 
 // appendsPerConn is how many APPENDs each IMAP connection has in flight.
-// With LITERAL+ they stream back to back, so this many round trips'
-// worth of messages overlap on each connection.
+// With LITERAL+ they go out back to back, so this many messages share each
+// round trip; with synchronizing literals the next one's command goes out
+// while the server stores the last.
 const appendsPerConn = 4
 
 // imapConn is one IMAP connection shared by the appenders that use it. It is
