@@ -628,6 +628,12 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 	if err := p.failed(); err != nil {
 		return err
 	}
+	// The appenders record each success without waiting for its fsync
+	// (the next BeginAppend's fsync usually covers it); nothing is deleted
+	// before all of them are on disk.
+	if err := p.m.Journal.Sync(); err != nil {
+		return &JournalError{err}
+	}
 	// DELE takes effect only at QUIT, so sending them all now, in one
 	// pipelined stream, commits exactly what sending them earlier would.
 	if err := p.flushDeletes(); err != nil {
@@ -897,11 +903,11 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 	}
 }
 
-// recordAppended makes the append durable and only then offers the message
-// for deletion.
+// recordAppended records the append and offers the message for deletion,
+// which run does only after a Journal.Sync.
 func (w *appender) recordAppended(j *job, uidValidity, uid uint32, kind EventKind) error {
 	p, m := w.p, w.p.m
-	if err := m.Journal.MarkAppended(j.entry.ID, uidValidity, uid); err != nil {
+	if err := m.Journal.MarkAppendedLater(j.entry.ID, uidValidity, uid); err != nil {
 		return &JournalError{err}
 	}
 	p.mu.Lock()

@@ -262,6 +262,20 @@ func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
 // and UID from APPENDUID (0 when the server gave none). The entry must be
 // Appending.
 func (j *Journal) MarkAppended(id uint64, uidValidity, uid uint32) error {
+	return j.markAppended(id, uidValidity, uid, true)
+}
+
+// MarkAppendedLater is MarkAppended without waiting for the fsync: the
+// record is written at once and made durable by the next fsync of any
+// record, or by Sync. Nothing may act on the record, by deleting the
+// message for instance, before Sync returns. Until then a crash of the
+// machine (not of the process) may lose it, and the entry is left
+// Appending, which is safe: its outcome will be looked up again.
+func (j *Journal) MarkAppendedLater(id uint64, uidValidity, uid uint32) error {
+	return j.markAppended(id, uidValidity, uid, false)
+}
+
+func (j *Journal) markAppended(id uint64, uidValidity, uid uint32, wait bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	i, err := j.transition("MarkAppended", id, Appended)
@@ -271,11 +285,26 @@ func (j *Journal) MarkAppended(id uint64, uidValidity, uid uint32) error {
 	e := j.entries[i]
 	e.Step, e.UIDValidity, e.UID, e.Updated = Appended, uidValidity, uid, j.now()
 	j.buf = appendRecord(j.buf[:0], &e, false)
-	if err := j.commit(j.buf); err != nil {
+	if wait {
+		err = j.commit(j.buf)
+	} else {
+		err = j.write(j.buf)
+	}
+	if err != nil {
 		return err
 	}
 	j.entries[i] = e
 	return nil
+}
+
+// Sync returns once every record written so far is on disk.
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usable(); err != nil {
+		return err
+	}
+	return j.waitSynced(j.written)
 }
 
 // MarkRefused records that the server refused entry id's APPEND, with the
@@ -347,7 +376,11 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
-	return j.closeFiles()
+	var err error
+	if j.err == nil {
+		err = j.waitSynced(j.written) // what MarkAppendedLater wrote
+	}
+	return errors.Join(err, j.closeFiles())
 }
 
 func (j *Journal) closeFiles() error {
@@ -415,12 +448,24 @@ func (j *Journal) add(e Entry) {
 // share that fsync or the next. After a failure the on-disk state is
 // unknown, so the journal refuses every later change.
 func (j *Journal) commit(b []byte) error {
+	if err := j.write(b); err != nil {
+		return err
+	}
+	return j.waitSynced(j.written)
+}
+
+// write appends one batch of records without waiting for an fsync.
+func (j *Journal) write(b []byte) error {
 	if err := writeAll(j.w, b); err != nil {
 		j.err = fileErr("write", j.path, err)
 		return j.err
 	}
 	j.written++
-	seq := j.written
+	return nil
+}
+
+// waitSynced releases j.mu while batch seq is made durable.
+func (j *Journal) waitSynced(seq uint64) error {
 	j.mu.Unlock()
 	err := j.syncThrough(seq)
 	j.mu.Lock()

@@ -817,9 +817,12 @@ func TestMarkDeletedBatch(t *testing.T) {
 	sameEntries(t, "after reopen", j.Entries(), want)
 }
 
+// countingFile counts a journal file's writes and fsyncs, and fails the
+// fsyncs while failSync is set.
 type countingFile struct {
 	File
 	writes, syncs, bytes int
+	failSync             error
 }
 
 func (c *countingFile) Write(p []byte) (int, error) {
@@ -830,6 +833,9 @@ func (c *countingFile) Write(p []byte) (int, error) {
 
 func (c *countingFile) Sync() error {
 	c.syncs++
+	if c.failSync != nil {
+		return c.failSync
+	}
 	return c.File.Sync()
 }
 
