@@ -776,17 +776,7 @@ func TestLockAcrossProcesses(t *testing.T) {
 // one write and one fsync.
 func TestMarkDeletedBatch(t *testing.T) {
 	path := journalPath(t)
-	var cf *countingFile
-	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
-		if f.Name() != path {
-			return f
-		}
-		cf = &countingFile{File: f}
-		return cf
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, cf := openCounting(t, path)
 	defer j.Close()
 	var ids []uint64
 	for i := range 5 {
@@ -831,6 +821,23 @@ func (c *countingFile) Write(p []byte) (int, error) {
 	return c.File.Write(p)
 }
 
+// openCounting opens the journal at path with its file counted.
+func openCounting(t *testing.T, path string) (*Journal, *countingFile) {
+	t.Helper()
+	var cf *countingFile
+	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
+		if f.Name() != path {
+			return f
+		}
+		cf = &countingFile{File: f}
+		return cf
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, cf
+}
+
 func (c *countingFile) Sync() error {
 	c.syncs++
 	if c.failSync != nil {
@@ -845,17 +852,7 @@ func (c *countingFile) Sync() error {
 func TestGrowthIsLinear(t *testing.T) {
 	const n = 100
 	path := journalPath(t)
-	var cf *countingFile
-	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
-		if f.Name() != path {
-			return f
-		}
-		cf = &countingFile{File: f}
-		return cf
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, cf := openCounting(t, path)
 	defer j.Close()
 	var perMessage []int
 	record := func(i int) {

@@ -2,26 +2,9 @@ package state
 
 import (
 	"errors"
-	"os"
 	"syscall"
 	"testing"
 )
-
-func openCounting(t *testing.T, path string) (*Journal, *countingFile) {
-	t.Helper()
-	var cf *countingFile
-	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
-		if f.Name() != path {
-			return f
-		}
-		cf = &countingFile{File: f}
-		return cf
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j, cf
-}
 
 // TestMarkAppendedLater: the record is written and visible at once, costs
 // no fsync of its own, and is on disk after Sync, after the next fsync of
