@@ -438,15 +438,25 @@ func (c *Client) UidlOne(n int) (UIDInfo, error) {
 	return listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
 }
 
+// ScanList is List for a mailbox too large to hold as a slice: it calls fn
+// with each message's size as its line arrives. After fn returns an error
+// it is not called again; the rest of the listing is read, so the session
+// stays usable, and that error is returned.
+func (c *Client) ScanList(fn func(MessageInfo) error) error {
+	return scanAll(c, "LIST", parseScanListing, fn)
+}
+
+// ScanUidl is Uidl for a mailbox too large to hold as a slice, in the way
+// of ScanList.
+func (c *Client) ScanUidl(fn func(UIDInfo) error) error {
+	return scanAll(c, "UIDL", parseUIDListing, fn)
+}
+
 // listAll runs the multi-line form of LIST or UIDL, parsing each line with
 // parse.
 func listAll[T any](c *Client, verb string, parse func([]byte) (T, bool)) ([]T, error) {
 	var out []T
-	err := c.multiCmd(verb, verb, c.listLines(), func(line []byte) error {
-		info, ok := parse(line)
-		if !ok {
-			return &ProtocolError{Command: verb, Msg: "malformed listing " + quoteReply(line)}
-		}
+	err := scanAll(c, verb, parse, func(info T) error {
 		out = append(out, info)
 		return nil
 	})
@@ -454,6 +464,18 @@ func listAll[T any](c *Client, verb string, parse func([]byte) (T, bool)) ([]T, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// scanAll runs the multi-line form of LIST or UIDL, parsing each line with
+// parse and handing it to fn.
+func scanAll[T any](c *Client, verb string, parse func([]byte) (T, bool), fn func(T) error) error {
+	return c.multiCmd(verb, verb, c.listLines(), func(line []byte) error {
+		info, ok := parse(line)
+		if !ok {
+			return &ProtocolError{Command: verb, Msg: "malformed listing " + quoteReply(line)}
+		}
+		return fn(info)
+	})
 }
 
 // listOne runs the one-message form of LIST or UIDL, and checks that the

@@ -2,8 +2,10 @@ package pop3
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -577,4 +579,51 @@ func (m *fakeMech) Next([]byte) ([]byte, error) {
 	r := m.responses[0]
 	m.responses = m.responses[1:]
 	return r, nil
+}
+
+// TestScanStopsAtError checks that ScanUidl hands over each line, stops
+// calling fn at its first error, and still reads the listing to its end so
+// that the next command gets its own reply.
+func TestScanStopsAtError(t *testing.T) {
+	c := scriptClient(t, nil, []string{
+		"S: +OK ready",
+		"C: UIDL",
+		"S: +OK",
+		"S: 1 aaa",
+		"S: 2 bbb",
+		"S: 3 ccc",
+		"S: .",
+		"C: LIST",
+		"S: +OK",
+		"S: 1 10",
+		"S: 2 20",
+		"S: .",
+		"C: NOOP",
+		"S: +OK",
+	})
+	stop := errors.New("enough")
+	var got []string
+	err := c.ScanUidl(func(u UIDInfo) error {
+		got = append(got, fmt.Sprint(u.Number, u.UID))
+		if u.Number == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop {
+		t.Fatalf("ScanUidl = %v, want the error fn returned", err)
+	}
+	if want := []string{"1aaa", "2bbb"}; !slices.Equal(got, want) {
+		t.Fatalf("fn saw %q, want %q", got, want)
+	}
+	var sizes []int64
+	if err := c.ScanList(func(m MessageInfo) error { sizes = append(sizes, m.Size); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{10, 20}; !slices.Equal(sizes, want) {
+		t.Fatalf("ScanList sizes = %v, want %v", sizes, want)
+	}
+	if err := c.Noop(); err != nil {
+		t.Fatalf("NOOP after the scans: %v", err)
+	}
 }
