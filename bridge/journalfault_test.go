@@ -296,7 +296,11 @@ func readEntries(t *testing.T, path string) []state.Entry {
 		t.Fatalf("the journal does not reopen after the failure: %v", err)
 	}
 	defer j.Close()
-	return j.Entries()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatalf("the journal does not read back: %v", err)
+	}
+	return es
 }
 
 // TestJournalOnFullTmpfs puts the journal on a real, tiny, nearly full

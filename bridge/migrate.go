@@ -230,13 +230,6 @@ type JournalError struct{ Err error }
 func (e *JournalError) Error() string { return e.Err.Error() }
 func (e *JournalError) Unwrap() error { return e.Err }
 
-// listedMsg is one message of the POP3 listing.
-type listedMsg struct {
-	num  int
-	uidl string
-	size int64
-}
-
 // task is one listed message with what the journal knows of it.
 type task struct {
 	listedMsg
@@ -260,11 +253,11 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		}
 	}()
 
-	listing, err := listMailbox(pc)
+	l, err := listMailbox(pc)
 	if err != nil {
 		return err
 	}
-	m.Stats.Listed.Store(int64(len(listing)))
+	m.Stats.Listed.Store(int64(l.len()))
 
 	ic, err := DialIMAP(ctx, m.IMAP)
 	if err != nil {
@@ -272,17 +265,20 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 	defer ic.Close()
 
-	done, pending, fresh := m.plan(listing)
-	m.Stats.AlreadyDone.Store(int64(len(done)))
+	pl, err := m.plan(l)
+	if err != nil {
+		return &JournalError{err}
+	}
+	m.Stats.AlreadyDone.Store(int64(pl.done))
 
 	if cfg.DryRun {
-		return m.dryRun(pc, ic, cfg, done, pending, fresh)
+		return m.dryRun(pc, ic, cfg, l, pl)
 	}
 	if cfg.Baseline {
-		if err := m.baseline(append(pending, fresh...)); err != nil {
+		if err := m.baseline(l, append(pl.pending, pl.fresh...)); err != nil {
 			return err
 		}
-		pending, fresh = nil, nil
+		pl.pending, pl.fresh = nil, nil
 	}
 
 	if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
@@ -297,31 +293,36 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	// a recorded entry (claimed) or to one of these. Exact matches are
 	// settled for all of them before any loose match is allowed.
 	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout}
-	if len(pending) > 0 {
-		loc.claimed = m.claimedUIDs()
+	if len(pl.pending) > 0 {
+		if loc.claimed, err = m.claimedUIDs(); err != nil {
+			return &JournalError{err}
+		}
 	}
-	var retry []task
 	for _, loose := range []bool{false, true} {
-		unresolved := pending[:0:0]
-		for _, t := range pending {
-			uid, err := loc.find(t.entry, loose)
+		unresolved := pl.pending[:0:0]
+		for _, i := range pl.pending {
+			e := pl.entries[i]
+			uid, err := loc.find(e, loose)
 			if err != nil {
 				return err
 			}
 			if uid == 0 {
-				unresolved = append(unresolved, t)
+				unresolved = append(unresolved, i)
 				continue
 			}
-			if err := m.Journal.MarkAppended(t.entry.ID, loc.uidValidity, uint32(uid)); err != nil {
+			if err := m.Journal.MarkAppended(e.ID, loc.uidValidity, uint32(uid)); err != nil {
 				return &JournalError{err}
 			}
 			loc.claimed[uid] = true
-			t.entry.Step = state.Appended
+			e.Step = state.Appended
 			m.Stats.Recovered.Add(1)
-			m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: t.entry.Size, MessageID: t.entry.MessageID, UID: uint32(uid)})
-			done = append(done, t)
+			t := l.at(int(i))
+			m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: e.Size, MessageID: e.MessageID, UID: uint32(uid)})
+			if cfg.deletable(e) {
+				pl.deletable = append(pl.deletable, delMsg{num: t.num, id: e.ID})
+			}
 		}
-		pending, retry = unresolved, unresolved
+		pl.pending = unresolved
 	}
 	if loc.selected {
 		if err := withDeadline(ic, cfg.Timeout, ic.Unselect().Wait); err != nil {
@@ -329,33 +330,15 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		}
 	}
 
-	copyList := append(retry, fresh...)
-	if cfg.Limit > 0 && len(copyList) > cfg.Limit {
-		copyList = copyList[:cfg.Limit]
-	}
-	m.Stats.ToCopy.Store(int64(len(copyList)))
-	var bytesToCopy int64
-	for _, t := range copyList {
-		bytesToCopy += t.size
-	}
-	m.Stats.BytesToCopy.Store(bytesToCopy)
+	copyList := pl.copyList(l, cfg.Limit)
+	m.Stats.ToCopy.Store(int64(len(copyList.idx)))
+	m.Stats.BytesToCopy.Store(copyList.bytes())
 
 	// The appenders open connections of their own; this one has done its
 	// part, and some providers cap how many an account may hold.
 	ic.Close()
 
-	p := &pipeline{m: m, cfg: cfg, pc: pc, deleteIDs: map[int]uint64{}}
-	for _, t := range done {
-		if !cfg.deletable(t.entry) {
-			continue
-		}
-		p.confirmed = append(p.confirmed, t.num)
-		// An entry already recorded deleted belongs to a server that kept
-		// the message anyway: DELE it again, record nothing new.
-		if t.entry.Step != state.Deleted {
-			p.deleteIDs[t.num] = t.entry.ID
-		}
-	}
+	p := &pipeline{m: m, cfg: cfg, pc: pc, confirmed: pl.deletable}
 	if err := p.run(ctx, copyList); err != nil {
 		return err
 	}
@@ -364,24 +347,38 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	quitOK = true
-	if len(p.deleted) > 0 {
-		ids := make([]uint64, 0, len(p.deleted))
-		for _, n := range p.deleted {
-			if id, ok := p.deleteIDs[n]; ok {
-				ids = append(ids, id)
-			}
-		}
-		if err := m.Journal.MarkDeleted(ids); err != nil {
-			// The server has deleted them; the journal merely lags. A rerun
-			// will not find them and so will not copy them again.
-			return &JournalError{err}
-		}
-		m.Stats.Deleted.Add(int64(len(ids)))
-		for _, n := range p.deleted {
-			m.emit(Event{Kind: EventDeleted, Number: n})
-		}
+	if err := m.recordDeleted(p.deleted); err != nil {
+		// The server has deleted them; the journal merely lags. A rerun
+		// will not find them and so will not copy them again.
+		return &JournalError{err}
 	}
 	return ctx.Err()
+}
+
+// markDeletedBatch is how many entries one MarkDeleted call records, so
+// that deleting a large maildrop does not build all its records at once.
+const markDeletedBatch = 1024
+
+// recordDeleted records in the journal the messages the server has
+// deleted, those of them that have an entry to record it in.
+func (m *Migrator) recordDeleted(deleted []delMsg) error {
+	ids := make([]uint64, 0, min(len(deleted), markDeletedBatch))
+	for k, d := range deleted {
+		if d.id != 0 {
+			ids = append(ids, d.id)
+		}
+		if len(ids) == markDeletedBatch || (k == len(deleted)-1 && len(ids) > 0) {
+			if err := m.Journal.MarkDeleted(ids); err != nil {
+				return err
+			}
+			m.Stats.Deleted.Add(int64(len(ids)))
+			ids = ids[:0]
+		}
+	}
+	for _, d := range deleted {
+		m.emit(Event{Kind: EventDeleted, Number: d.num})
+	}
+	return nil
 }
 
 // deleWindow is how many DELE commands may be outstanding. They and their
@@ -412,47 +409,43 @@ func (cfg *Config) deletable(e *state.Entry) bool {
 	return false
 }
 
-// baseline records the given messages as done without copying them.
-func (m *Migrator) baseline(tasks []task) error {
-	es := make([]state.Entry, len(tasks))
-	for i, t := range tasks {
-		es[i] = state.Entry{UIDL: t.uidl, ListSize: t.size}
+// baselineBatch is how many entries one AddBaseline call records.
+const baselineBatch = 1024
+
+// baseline records the given messages of the listing as done without
+// copying them.
+func (m *Migrator) baseline(l *listing, idx []int32) error {
+	es := make([]state.Entry, 0, min(len(idx), baselineBatch))
+	for k, i := range idx {
+		t := l.at(int(i))
+		es = append(es, state.Entry{UIDL: t.uidl, ListSize: t.size})
+		if len(es) == baselineBatch || k == len(idx)-1 {
+			if _, err := m.Journal.AddBaseline(es); err != nil {
+				return &JournalError{err}
+			}
+			m.Stats.Baselined.Add(int64(len(es)))
+			es = es[:0]
+		}
 	}
-	if _, err := m.Journal.AddBaseline(es); err != nil {
-		return &JournalError{err}
-	}
-	m.Stats.Baselined.Add(int64(len(es)))
 	return nil
 }
 
-// listMailbox joins UIDL and LIST into one listing in message-number order.
-func listMailbox(pc *pop3.Client) ([]listedMsg, error) {
-	// STAT first: it bounds the listings, so a server that sends an endless
-	// one cannot make pop2imap hold it.
-	if _, _, err := pc.Stat(); err != nil {
-		return nil, err
-	}
-	uids, err := pc.Uidl()
-	if err != nil {
-		return nil, err
-	}
-	sizes, err := pc.List()
-	if err != nil {
-		return nil, err
-	}
-	size := make(map[int]int64, len(sizes))
-	for _, s := range sizes {
-		size[s.Number] = s.Size
-	}
-	out := make([]listedMsg, 0, len(uids))
-	for _, u := range uids {
-		s, ok := size[u.Number]
-		if !ok {
-			return nil, fmt.Errorf("pop3: message %d is in UIDL but not in LIST", u.Number)
-		}
-		out = append(out, listedMsg{num: u.Number, uidl: u.UID, size: s})
-	}
-	return out, nil
+// plan is what a session does with each listed message. Messages are
+// named by their index in the listing.
+type plan struct {
+	done      int      // messages the journal shows as done
+	deletable []delMsg // those of them that may be deleted in this run
+	pending   []int32  // messages whose last APPEND has an unknown outcome
+	fresh     []int32  // messages to copy
+	// entries holds the journal entry of each pending message.
+	entries map[int32]*state.Entry
+}
+
+// delMsg is a message that may be deleted, and the journal entry that
+// records its copy; id is 0 when the entry is already recorded deleted.
+type delMsg struct {
+	num int
+	id  uint64
 }
 
 // plan matches the listing against the journal. Each journal entry stands
@@ -461,29 +454,22 @@ func listMailbox(pc *pop3.Client) ([]listedMsg, error) {
 // is recorded appended (or deleted, for a server that kept it anyway);
 // pending when an entry shows an APPEND whose outcome is unknown; and fresh
 // otherwise.
-func (m *Migrator) plan(listing []listedMsg) (done, pending, fresh []task) {
+//
+// It keeps nothing per message beyond a few bytes, except for pending and
+// deletable messages, so a large maildrop kept on the server costs little.
+func (m *Migrator) plan(l *listing) (*plan, error) {
+	pl := &plan{entries: map[int32]*state.Entry{}}
 	if m.Journal == nil {
-		for _, l := range listing {
-			fresh = append(fresh, task{listedMsg: l})
+		pl.fresh = make([]int32, l.len())
+		for i := range pl.fresh {
+			pl.fresh[i] = int32(i)
 		}
-		return
+		return pl, nil
 	}
-	used := map[uint64]bool{}
-	var unmatched []listedMsg
 	cfg := m.Config.withDefaults()
 	recentRefusal := func(e *state.Entry) bool {
 		return e.Step == state.Refused && cfg.RetryRefusedAfter > 0 &&
 			cfg.Now().Sub(e.Updated) < cfg.RetryRefusedAfter
-	}
-	claim := func(l listedMsg, done func(*state.Entry) bool) *state.Entry {
-		for _, e := range m.Journal.ByUIDL(l.uidl) {
-			if used[e.ID] || e.ListSize != l.size || !done(&e) {
-				continue
-			}
-			used[e.ID] = true
-			return &e
-		}
-		return nil
 	}
 	isDone := func(e *state.Entry) bool {
 		switch e.Step {
@@ -493,57 +479,124 @@ func (m *Migrator) plan(listing []listedMsg) (done, pending, fresh []task) {
 		return recentRefusal(e)
 	}
 	isPending := func(e *state.Entry) bool { return e.Step == state.Appending }
-	for _, l := range listing {
-		if e := claim(l, isDone); e != nil {
-			// Only a deletion needs the entry. Dropping the others keeps
-			// a large mailbox that is kept on the server from holding a
-			// copy of its whole journal for the session.
-			if !cfg.deletable(e) {
-				e = nil
+	// Only messages that share a UIDL can compete for one entry, so only
+	// their claims are remembered.
+	dup := l.dupUIDLs()
+	used := map[uint64]bool{}
+	claim := func(i int32, want func(*state.Entry) bool) (*state.Entry, error) {
+		t := l.at(int(i))
+		es, err := m.Journal.ByUIDL(t.uidl)
+		if err != nil {
+			return nil, err
+		}
+		for k := range es {
+			e := &es[k]
+			if used[e.ID] || e.ListSize != t.size || !want(e) {
+				continue
 			}
-			done = append(done, task{l, e})
+			if dup[i] {
+				used[e.ID] = true
+			}
+			return e, nil
+		}
+		return nil, nil
+	}
+	var unmatched []int32
+	for i := range int32(l.len()) {
+		e, err := claim(i, isDone)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			unmatched = append(unmatched, i)
 			continue
 		}
-		unmatched = append(unmatched, l)
+		pl.done++
+		if cfg.deletable(e) {
+			d := delMsg{num: int(l.recs[i].num)}
+			// An entry already recorded deleted belongs to a server that
+			// kept the message anyway: DELE it again, record nothing new.
+			if e.Step != state.Deleted {
+				d.id = e.ID
+			}
+			pl.deletable = append(pl.deletable, d)
+		}
 	}
-	for _, l := range unmatched {
-		if e := claim(l, isPending); e != nil {
-			pending = append(pending, task{l, e})
+	for _, i := range unmatched {
+		e, err := claim(i, isPending)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			pl.pending = append(pl.pending, i)
+			pl.entries[i] = e
 			continue
 		}
-		fresh = append(fresh, task{listedMsg: l})
+		pl.fresh = append(pl.fresh, i)
 	}
-	return done, pending, fresh
+	return pl, nil
+}
+
+// copyList returns what the session copies: the pending messages the
+// folder did not hold, then the fresh ones, at most limit (0: all).
+func (pl *plan) copyList(l *listing, limit int) *copyList {
+	c := &copyList{l: l, idx: append(pl.pending, pl.fresh...), entries: pl.entries}
+	if limit > 0 && len(c.idx) > limit {
+		c.idx = c.idx[:limit]
+	}
+	return c
+}
+
+// copyList is the messages a session copies, in order.
+type copyList struct {
+	l   *listing
+	idx []int32
+	// entries holds the journal entry of a message whose earlier APPEND
+	// had an unknown outcome: it is sent again under that entry.
+	entries map[int32]*state.Entry
+}
+
+func (c *copyList) task(k int) task {
+	i := c.idx[k]
+	return task{c.l.at(int(i)), c.entries[i]}
+}
+
+func (c *copyList) bytes() int64 {
+	var n int64
+	for _, i := range c.idx {
+		n += c.l.recs[i].size
+	}
+	return n
 }
 
 // claimedUIDs returns the UIDs that journal entries already own.
-func (m *Migrator) claimedUIDs() map[imap.UID]bool {
+func (m *Migrator) claimedUIDs() (map[imap.UID]bool, error) {
 	out := map[imap.UID]bool{}
-	for _, e := range m.Journal.Entries() {
+	err := m.Journal.Each(func(e state.Entry) error {
 		if e.UID != 0 && (e.Step == state.Appended || e.Step == state.Deleted) {
 			out[imap.UID(e.UID)] = true
 		}
-	}
-	return out
+		return nil
+	})
+	return out, err
 }
 
-func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, done, pending, fresh []task) error {
-	copyList := append(append([]task{}, pending...), fresh...)
-	if cfg.Limit > 0 && len(copyList) > cfg.Limit {
-		copyList = copyList[:cfg.Limit]
-	}
-	m.Stats.ToCopy.Store(int64(len(copyList)))
-	for _, t := range copyList {
-		m.Stats.BytesToCopy.Add(t.size)
+func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l *listing, pl *plan) error {
+	c := pl.copyList(l, cfg.Limit)
+	m.Stats.ToCopy.Store(int64(len(c.idx)))
+	m.Stats.BytesToCopy.Store(c.bytes())
+	for k := range c.idx {
+		t := c.task(k)
 		m.emit(Event{Kind: EventWouldCopy, Number: t.num, UIDL: t.uidl, Size: t.size})
 	}
-	for _, t := range done {
-		if cfg.deletable(t.entry) {
-			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
-		}
+	for _, d := range pl.deletable {
+		i, _ := l.index(d.num)
+		t := l.at(i)
+		m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
 	}
 	if cfg.Delete {
-		for _, t := range copyList {
+		for k := range c.idx {
+			t := c.task(k)
 			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
 		}
 	}
@@ -562,10 +615,9 @@ type pipeline struct {
 	pc  *pop3.Client
 
 	mu        sync.Mutex
-	confirmed []int          // recorded appended, not yet DELE'd
-	deleteIDs map[int]uint64 // message number -> journal entry
-	deleted   []int          // DELE'd in this session
-	unsettled int            // retrieved but not yet recorded appended or refused
+	confirmed []delMsg // recorded appended, not yet DELE'd
+	deleted   []delMsg // DELE'd in this session
+	unsettled int      // retrieved but not yet recorded appended or refused
 	fatal     error
 }
 
@@ -592,14 +644,14 @@ func (p *pipeline) failed() error {
 // run copies the tasks. Between batches of RETR it sends the DELEs that have
 // become safe. It returns nil only when every retrieved message is settled,
 // so that QUIT cannot commit anything unrecorded.
-func (p *pipeline) run(ctx context.Context, tasks []task) error {
+func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	// Fatal errors abort work at once; a cancelled ctx only stops new work.
 	abort, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
-	conns := min(p.cfg.IMAPConns, len(tasks))
+	conns := min(p.cfg.IMAPConns, len(tasks.idx))
 	for i := 0; i < conns; i++ {
 		conn := &imapConn{ep: p.m.IMAP}
 		defer conn.close()
@@ -649,18 +701,18 @@ func (p *pipeline) run(ctx context.Context, tasks []task) error {
 // message to the appenders. When ctx is cancelled it stops asking for more,
 // but every message already requested is still handed on, so that all that
 // was retrieved gets recorded and the session can end with QUIT.
-func (p *pipeline) produce(ctx, abort context.Context, tasks []task, jobs chan<- *job) error {
-	if len(tasks) == 0 {
+func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs chan<- *job) error {
+	if len(tasks.idx) == 0 {
 		return nil
 	}
-	nums := make([]int, len(tasks))
-	for i, t := range tasks {
-		nums[i] = t.num
+	nums := make([]int, len(tasks.idx))
+	for k, i := range tasks.idx {
+		nums[k] = int(tasks.l.recs[i].num)
 	}
 	next := 0 // replies come in the order of the commands
 	stopping := false
 	return p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
-		t := tasks[next]
+		t := tasks.task(next)
 		next++
 		if t.num != n {
 			return fmt.Errorf("bridge: got message %d from RETR, want %d", n, t.num)
@@ -740,16 +792,20 @@ func (p *pipeline) flushDeletes() error {
 		return nil
 	}
 	p.mu.Lock()
-	nums := p.confirmed
+	ds := p.confirmed
 	p.confirmed = nil
 	p.mu.Unlock()
-	if len(nums) == 0 {
+	if len(ds) == 0 {
 		return nil
+	}
+	nums := make([]int, len(ds))
+	for k, d := range ds {
+		nums[k] = d.num
 	}
 	if err := p.pc.DeleAll(nums, p.cfg.deleWindow()); err != nil {
 		return err
 	}
-	p.deleted = append(p.deleted, nums...)
+	p.deleted = append(p.deleted, ds...)
 	return nil
 }
 
@@ -913,8 +969,7 @@ func (w *appender) recordAppended(j *job, uidValidity, uid uint32, kind EventKin
 	p.mu.Lock()
 	p.unsettled--
 	if p.cfg.Delete {
-		p.confirmed = append(p.confirmed, j.num)
-		p.deleteIDs[j.num] = j.entry.ID
+		p.confirmed = append(p.confirmed, delMsg{num: j.num, id: j.entry.ID})
 	}
 	p.mu.Unlock()
 	if kind == EventRecovered {

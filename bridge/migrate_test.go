@@ -197,7 +197,11 @@ func TestMigrateSampleMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	for _, en := range j.Entries() {
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range es {
 		if en.Step != state.Deleted {
 			t.Errorf("journal entry %d (%s) is at step %v, want Deleted", en.ID, en.UIDL, en.Step)
 		}

@@ -104,10 +104,11 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 	// never entering the UPDATE state keeps it that way on servers that
 	// would mark retrieved messages as seen.
 	defer pc.Close()
-	listing, err := listMailbox(pc)
+	l, err := listMailbox(pc)
 	if err != nil {
 		return stats, err
 	}
+	listing := l.all()
 
 	ic, err := DialIMAP(ctx, v.IMAP)
 	if err != nil {
@@ -122,7 +123,9 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 
 	c := &checker{v: v, pc: pc, ic: ic, idx: idx, folder: folder, timeout: timeout,
 		claimed: map[imap.UID]bool{}, stats: stats}
-	c.matchJournal(listing)
+	if err := c.matchJournal(listing); err != nil {
+		return stats, &JournalError{err}
+	}
 	if v.Quick {
 		caps, _ := pc.Capabilities()
 		c.top = caps != nil && caps.Top
@@ -260,14 +263,18 @@ type checker struct {
 
 // matchJournal pairs listed messages with the journal entries that
 // recorded their copies, each entry used once, as migrate pairs them.
-func (c *checker) matchJournal(listing []listedMsg) {
+func (c *checker) matchJournal(listing []listedMsg) error {
 	c.journal, c.reserved = map[int]state.Entry{}, map[imap.UID]int{}
 	if c.v.Journal == nil {
-		return
+		return nil
 	}
 	used := map[uint64]bool{}
 	for _, l := range listing {
-		for _, e := range c.v.Journal.ByUIDL(l.uidl) {
+		es, err := c.v.Journal.ByUIDL(l.uidl)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
 			if used[e.ID] || e.ListSize != l.size || (e.Step != state.Appended && e.Step != state.Deleted) {
 				continue
 			}
@@ -279,6 +286,7 @@ func (c *checker) matchJournal(listing []listedMsg) {
 			break
 		}
 	}
+	return nil
 }
 
 // journalUID is the UID the journal recorded for message num, if it is

@@ -250,7 +250,10 @@ func journalUID(t *testing.T, path, uidl string) uint32 {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	es := j.ByUIDL(uidl)
+	es, err := j.ByUIDL(uidl)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(es) == 0 || es[0].UID == 0 {
 		t.Fatalf("no UID recorded for %s", uidl)
 	}

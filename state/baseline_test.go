@@ -30,7 +30,7 @@ func TestAddBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	got := j.ByUIDL("b")
+	got := byUIDL(t, j, "b")
 	if len(got) != 1 || got[0].Step != Baseline || got[0].ListSize != 20 {
 		t.Errorf("after reopen: %+v", got)
 	}

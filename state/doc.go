@@ -83,6 +83,18 @@
 //     directory. A crash at any point leaves either the old or the new file,
 //     and both hold the same state.
 //
+// # Memory
+//
+// The journal holds no entry in memory, so that a journal of a million
+// messages costs the process what one of ten does. [Open] builds an index
+// of the entries in two temporary files beside the journal (removed at
+// once, so they never show up in the directory): a table of fixed-size
+// rows, one per entry, that say where the entry's records are, and a hash
+// table from UIDL to row. [Journal.ByUIDL] and [Journal.Each] read entries
+// back from the journal through it. The operating system's page cache,
+// not the process, keeps what is read often. Entries, which returns them
+// all at once, is for small journals and tests.
+//
 // After a write or fsync fails, the content of the file is unknown, so the
 // journal refuses all further changes and every later call returns the same
 // error. Reopening the journal repairs a torn tail. A record whose fsync

@@ -76,7 +76,7 @@ func TestWriteFailuresAreSticky(t *testing.T) {
 			}
 			defer j.Close()
 			id := begin(t, j, message(1))
-			want := j.Entries()
+			want := entries(t, j)
 
 			armed = true
 			_, err = j.BeginAppend(message(2))
@@ -100,14 +100,14 @@ func TestWriteFailuresAreSticky(t *testing.T) {
 					t.Errorf("%s after the failure = %v, want the sticky %v", name, later, err)
 				}
 			}
-			sameEntries(t, "entries after the failure", j.Entries(), want)
+			sameEntries(t, "entries after the failure", entries(t, j), want)
 			if err := j.Close(); err != nil {
 				t.Fatal(err)
 			}
 
 			j = mustOpen(t, path)
 			defer j.Close()
-			got := j.Entries()
+			got := entries(t, j)
 			if tt.survives && len(got) == 2 {
 				got = got[:1] // the unacknowledged record may be there
 			}
@@ -134,7 +134,7 @@ func TestCompactionFailure(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := j.Entries()
+			want := entries(t, j)
 			j.Close()
 			before, _ := os.ReadFile(path)
 
@@ -177,7 +177,7 @@ func TestCompactionFailure(t *testing.T) {
 			}
 			j = mustOpen(t, path) // the lock was released, and compaction now works
 			defer j.Close()
-			sameEntries(t, "after compaction", j.Entries(), want)
+			sameEntries(t, "after compaction", entries(t, j), want)
 			if lines := countLines(t, path); lines != 4 {
 				t.Fatalf("journal has %d lines after compaction, want 4", lines)
 			}

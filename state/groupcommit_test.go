@@ -85,7 +85,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	for _, e := range j.Entries() {
+	for _, e := range entries(t, j) {
 		if e.Step != Appended || e.UID != uint32(e.ID) {
 			t.Errorf("entry %d after reopen: %v uid %d", e.ID, e.Step, e.UID)
 		}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 )
@@ -119,12 +117,13 @@ type Journal struct {
 	lock    *os.File // holds the flock for as long as the journal is open
 	f       *os.File // the journal, opened O_APPEND
 	w       File     // f, or what Options.WrapFile made of it
-	entries []Entry  // in ID order
-	byUIDL  map[string][]int
+	size    int64    // the length of f: where the next record goes
+	idx     *index   // where each entry's records are; see index.go
 	nextID  uint64
 	zones   map[int]*time.Location // shared by all entries with the same UTC offset
 	buf     []byte
-	err     error // sticky: set by the first failed write or fsync
+	rbuf    []byte // for reading records back
+	err     error  // sticky: set by the first failed write or fsync
 	closed  bool
 	written uint64 // batches of records written, under mu
 
@@ -151,7 +150,6 @@ func OpenWithOptions(path string, opts Options) (*Journal, error) {
 	j := &Journal{
 		path:   path,
 		opts:   opts,
-		byUIDL: make(map[string][]int),
 		nextID: 1,
 		zones:  make(map[int]*time.Location),
 	}
@@ -165,27 +163,75 @@ func OpenWithOptions(path string, opts Options) (*Journal, error) {
 // Path returns the path the journal was opened with.
 func (j *Journal) Path() string { return j.path }
 
-// Entries returns a copy of all entries, in ID order.
-func (j *Journal) Entries() []Entry {
+// Len returns the number of entries.
+func (j *Journal) Len() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return slices.Clone(j.entries)
+	if j.idx == nil {
+		return 0
+	}
+	return int(j.idx.nrows)
 }
 
-// ByUIDL returns a copy of the entries for one UIDL, in ID order. There may be
+// Each calls fn with every entry, in ID order, reading them from disk one
+// at a time, and stops at the first error fn returns. Entries added while
+// it runs may or may not be seen. fn may call the journal's methods.
+func (j *Journal) Each(fn func(Entry) error) error {
+	for n := int64(0); ; n++ {
+		j.mu.Lock()
+		if j.idx == nil {
+			j.mu.Unlock()
+			return fmt.Errorf("state: journal %s is closed", j.path)
+		}
+		if n >= j.idx.nrows {
+			j.mu.Unlock()
+			return nil
+		}
+		e, err := j.entryAt(n)
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// Entries returns all entries, in ID order. It holds them all in memory;
+// [Journal.Each] does not.
+func (j *Journal) Entries() ([]Entry, error) {
+	var out []Entry
+	err := j.Each(func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// ByUIDL returns the entries for one UIDL, in ID order. There may be
 // several: a refused message that was tried again has one entry per attempt.
-func (j *Journal) ByUIDL(uidl string) []Entry {
+func (j *Journal) ByUIDL(uidl string) ([]Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	idx := j.byUIDL[uidl]
-	if len(idx) == 0 {
-		return nil
+	if j.idx == nil {
+		return nil, fmt.Errorf("state: journal %s is closed", j.path)
 	}
-	out := make([]Entry, len(idx))
-	for k, i := range idx {
-		out[k] = j.entries[i]
+	rows, err := j.idx.lookup(uidl)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	var out []Entry
+	for _, n := range rows {
+		e, err := j.entryAt(n)
+		if err != nil {
+			return nil, err
+		}
+		if e.UIDL == uidl {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // BeginAppend records that e's message is about to be appended, and returns
@@ -212,11 +258,16 @@ func (j *Journal) BeginAppend(e Entry) (uint64, error) {
 	e.UIDValidity, e.UID, e.Reason = 0, 0, ""
 	e.InternalDate = j.normTime(e.InternalDate)
 	e.Updated = j.now()
+	// j.buf is shared, and commit lets others use it: take its length now.
 	j.buf = appendRecord(j.buf[:0], &e, true)
-	if err := j.commit(j.buf); err != nil {
+	n := uint32(len(j.buf))
+	off, err := j.commit(j.buf)
+	if err != nil {
 		return 0, err
 	}
-	j.add(e)
+	if err := j.add(e.UIDL, &row{id: e.ID, step: e.Step, full: span{off, n}}); err != nil {
+		return 0, err
+	}
 	return e.ID, nil
 }
 
@@ -236,7 +287,7 @@ func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
 		return nil, nil
 	}
 	now := j.now()
-	made := make([]Entry, len(es))
+	rows := make([]row, len(es))
 	j.buf = j.buf[:0]
 	for k, e := range es {
 		e.ID = j.nextID + uint64(k)
@@ -244,16 +295,21 @@ func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
 		e.UIDValidity, e.UID, e.Reason = 0, 0, ""
 		e.InternalDate = j.normTime(e.InternalDate)
 		e.Updated = now
+		start := len(j.buf)
 		j.buf = appendRecord(j.buf, &e, true)
-		made[k] = e
+		rows[k] = row{id: e.ID, step: Baseline, full: span{int64(start), uint32(len(j.buf) - start)}}
 	}
-	if err := j.commit(j.buf); err != nil {
+	off, err := j.commit(j.buf)
+	if err != nil {
 		return nil, err
 	}
-	ids := make([]uint64, len(made))
-	for k, e := range made {
-		j.add(e)
-		ids[k] = e.ID
+	ids := make([]uint64, len(rows))
+	for k := range rows {
+		rows[k].full.off += off
+		if err := j.add(es[k].UIDL, &rows[k]); err != nil {
+			return nil, err
+		}
+		ids[k] = rows[k].id
 	}
 	return ids, nil
 }
@@ -278,23 +334,22 @@ func (j *Journal) MarkAppendedLater(id uint64, uidValidity, uid uint32) error {
 func (j *Journal) markAppended(id uint64, uidValidity, uid uint32, wait bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	i, err := j.transition("MarkAppended", id, Appended)
+	n, r, err := j.transition("MarkAppended", id, Appended)
 	if err != nil {
 		return err
 	}
-	e := j.entries[i]
-	e.Step, e.UIDValidity, e.UID, e.Updated = Appended, uidValidity, uid, j.now()
+	e := Entry{ID: id, Step: Appended, UIDValidity: uidValidity, UID: uid, Updated: j.now()}
 	j.buf = appendRecord(j.buf[:0], &e, false)
+	r.step, r.app = Appended, span{0, uint32(len(j.buf))}
 	if wait {
-		err = j.commit(j.buf)
+		r.app.off, err = j.commit(j.buf)
 	} else {
-		err = j.write(j.buf)
+		r.app.off, err = j.write(j.buf)
 	}
 	if err != nil {
 		return err
 	}
-	j.entries[i] = e
-	return nil
+	return j.setRow(n, &r)
 }
 
 // Sync returns once every record written so far is on disk.
@@ -312,18 +367,17 @@ func (j *Journal) Sync() error {
 func (j *Journal) MarkRefused(id uint64, reason string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	i, err := j.transition("MarkRefused", id, Refused)
+	n, r, err := j.transition("MarkRefused", id, Refused)
 	if err != nil {
 		return err
 	}
-	e := j.entries[i]
-	e.Step, e.Reason, e.Updated = Refused, reason, j.now()
+	e := Entry{ID: id, Step: Refused, Reason: reason, Updated: j.now()}
 	j.buf = appendRecord(j.buf[:0], &e, false)
-	if err := j.commit(j.buf); err != nil {
+	r.step, r.last = Refused, span{0, uint32(len(j.buf))}
+	if r.last.off, err = j.commit(j.buf); err != nil {
 		return err
 	}
-	j.entries[i] = e
-	return nil
+	return j.setRow(n, &r)
 }
 
 // MarkDeleted records that the messages of the given entries were deleted
@@ -338,37 +392,46 @@ func (j *Journal) MarkDeleted(ids []uint64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	idx := make([]int, len(ids))
+	type change struct {
+		n int64
+		r row
+	}
+	cs := make([]change, len(ids))
 	seen := make(map[uint64]bool, len(ids))
 	for k, id := range ids {
 		if seen[id] {
 			return fmt.Errorf("state: MarkDeleted: entry %d is listed twice", id)
 		}
 		seen[id] = true
-		i, err := j.transition("MarkDeleted", id, Deleted)
+		n, r, err := j.transition("MarkDeleted", id, Deleted)
 		if err != nil {
 			return err
 		}
-		idx[k] = i
+		cs[k] = change{n, r}
 	}
 	now := j.now()
 	j.buf = j.buf[:0]
-	for _, i := range idx {
-		e := j.entries[i]
-		e.Step, e.Updated = Deleted, now
+	for k := range cs {
+		start := len(j.buf)
+		e := Entry{ID: cs[k].r.id, Step: Deleted, Updated: now}
 		j.buf = appendRecord(j.buf, &e, false)
+		cs[k].r.step, cs[k].r.last = Deleted, span{int64(start), uint32(len(j.buf) - start)}
 	}
-	if err := j.commit(j.buf); err != nil {
+	off, err := j.commit(j.buf)
+	if err != nil {
 		return err
 	}
-	for _, i := range idx {
-		j.entries[i].Step, j.entries[i].Updated = Deleted, now
+	for k := range cs {
+		cs[k].r.last.off += off
+		if err := j.setRow(cs[k].n, &cs[k].r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // Close releases the lock and closes the journal. Calling it again does
-// nothing. The entries stay readable through Entries and ByUIDL.
+// nothing. Entries cannot be read once it is closed.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -385,6 +448,10 @@ func (j *Journal) Close() error {
 
 func (j *Journal) closeFiles() error {
 	var errs []error
+	if j.idx != nil {
+		j.idx.close()
+		j.idx = nil
+	}
 	if j.f != nil {
 		if err := j.f.Close(); err != nil {
 			errs = append(errs, fileErr("close", j.path, err))
@@ -412,56 +479,109 @@ func (j *Journal) usable() error {
 	return nil
 }
 
-// transition finds entry id and checks that it may move to step to.
-func (j *Journal) transition(op string, id uint64, to Step) (int, error) {
+// transition finds entry id and checks that it may move to step to. It
+// returns the entry's row and its number.
+func (j *Journal) transition(op string, id uint64, to Step) (int64, row, error) {
+	var r row
 	if err := j.usable(); err != nil {
+		return 0, r, err
+	}
+	n, ok := j.idx.rowOf(id)
+	if !ok {
+		return 0, r, fmt.Errorf("state: %s: no entry %d in %s", op, id, j.path)
+	}
+	if err := j.idx.readRow(n, &r); err != nil {
+		return 0, r, j.fail(err)
+	}
+	if !canMove(r.step, to) {
+		return 0, r, fmt.Errorf("state: %s: entry %d is %s; only an entry that is %s can become %s",
+			op, id, r.step, movesFrom(to), to)
+	}
+	return n, r, nil
+}
+
+// add indexes a new entry, whose ID is higher than every existing one.
+func (j *Journal) add(uidl string, r *row) error {
+	if err := j.idx.add(uidl, r); err != nil {
+		return j.fail(err)
+	}
+	j.nextID = r.id + 1
+	return nil
+}
+
+// setRow stores an entry's changed row.
+func (j *Journal) setRow(n int64, r *row) error {
+	if err := j.idx.writeRow(n, r); err != nil {
+		return j.fail(err)
+	}
+	return nil
+}
+
+// fail makes err, a failure to keep the index, the journal's sticky error:
+// the journal on disk is sound, but this Journal no longer knows it.
+func (j *Journal) fail(err error) error {
+	if j.err == nil {
+		j.err = err
+	}
+	return err
+}
+
+// entryAt reads the entry of row n back from the journal.
+func (j *Journal) entryAt(n int64) (e Entry, err error) {
+	var r row
+	if err := j.idx.readRow(n, &r); err != nil {
+		return Entry{}, err
+	}
+	rec, err := j.readRecord(r.full)
+	if err == nil {
+		e, err = j.newEntry(rec)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("state: read %s: record at byte %d: %w", j.path, r.full.off, err)
+	}
+	for _, s := range []span{r.app, r.last} {
+		if s.n == 0 {
+			continue
+		}
+		rec, err := j.readRecord(s)
+		if err == nil {
+			err = j.applyStep(&e, rec)
+		}
+		if err != nil {
+			return Entry{}, fmt.Errorf("state: read %s: record at byte %d: %w", j.path, s.off, err)
+		}
+	}
+	if e.ID != r.id || e.Step != r.step {
+		return Entry{}, fmt.Errorf("state: read %s: entry %d does not match its index", j.path, r.id)
+	}
+	return e, nil
+}
+
+// commit writes records to the journal and returns once they are durable,
+// with the offset they were written at. It is called with j.mu held, and
+// releases it while it waits for the fsync, so that callers in other
+// goroutines can write their records and share that fsync or the next.
+// After a failure the on-disk state is unknown, so the journal refuses
+// every later change.
+func (j *Journal) commit(b []byte) (int64, error) {
+	off, err := j.write(b)
+	if err != nil {
 		return 0, err
 	}
-	i, ok := j.find(id)
-	if !ok {
-		return 0, fmt.Errorf("state: %s: no entry %d in %s", op, id, j.path)
-	}
-	if from := j.entries[i].Step; !canMove(from, to) {
-		return 0, fmt.Errorf("state: %s: entry %d is %s; only an entry that is %s can become %s",
-			op, id, from, movesFrom(to), to)
-	}
-	return i, nil
+	return off, j.waitSynced(j.written)
 }
 
-// find returns the index of entry id. Entries are kept in ID order, so a
-// binary search needs no per-entry index.
-func (j *Journal) find(id uint64) (int, bool) {
-	i := sort.Search(len(j.entries), func(i int) bool { return j.entries[i].ID >= id })
-	return i, i < len(j.entries) && j.entries[i].ID == id
-}
-
-// add appends a new entry, whose ID is higher than every existing one.
-func (j *Journal) add(e Entry) {
-	j.entries = append(j.entries, e)
-	j.byUIDL[e.UIDL] = append(j.byUIDL[e.UIDL], len(j.entries)-1)
-	j.nextID = e.ID + 1
-}
-
-// commit writes records to the journal and returns once they are durable.
-// It is called with j.mu held, and releases it while it waits for the
-// fsync, so that callers in other goroutines can write their records and
-// share that fsync or the next. After a failure the on-disk state is
-// unknown, so the journal refuses every later change.
-func (j *Journal) commit(b []byte) error {
-	if err := j.write(b); err != nil {
-		return err
-	}
-	return j.waitSynced(j.written)
-}
-
-// write appends one batch of records without waiting for an fsync.
-func (j *Journal) write(b []byte) error {
+// write appends one batch of records without waiting for an fsync, and
+// returns the offset it was written at.
+func (j *Journal) write(b []byte) (int64, error) {
+	off := j.size
 	if err := writeAll(j.w, b); err != nil {
 		j.err = fileErr("write", j.path, err)
-		return j.err
+		return 0, j.err
 	}
+	j.size += int64(len(b))
 	j.written++
-	return nil
+	return off, nil
 }
 
 // waitSynced releases j.mu while batch seq is made durable.

@@ -51,6 +51,27 @@ func mustOpen(t testing.TB, path string) *Journal {
 	return j
 }
 
+// entries returns j's entries, failing the test if they cannot be read.
+func entries(t testing.TB, j *Journal) []Entry {
+	t.Helper()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatalf("Entries: %v", err)
+	}
+	return es
+}
+
+// byUIDL returns j's entries for uidl, failing the test if they cannot be
+// read.
+func byUIDL(t testing.TB, j *Journal, uidl string) []Entry {
+	t.Helper()
+	es, err := j.ByUIDL(uidl)
+	if err != nil {
+		t.Fatalf("ByUIDL(%q): %v", uidl, err)
+	}
+	return es
+}
+
 func reopen(t testing.TB, j *Journal) *Journal {
 	t.Helper()
 	if err := j.Close(); err != nil {
@@ -174,21 +195,21 @@ func TestRoundTrip(t *testing.T) {
 					e.ListSize, e.Size = o.ListSize, o.Size
 				}
 				tt.steps(t, j, begin(t, j, e))
-				got := j.ByUIDL(o.UIDL)[0]
+				got := byUIDL(t, j, o.UIDL)[0]
 				if got.MessageID != o.MessageID || !got.InternalDate.Equal(o.InternalDate) || got.Size != e.Size || got.SHA256 != e.SHA256 {
 					t.Fatalf("entry %+v does not hold what was recorded: %+v", got, e)
 				}
 			}
-			want := j.Entries()
+			want := entries(t, j)
 			for _, e := range want {
 				if e.Updated.IsZero() {
 					t.Fatalf("entry %d has no Updated time", e.ID)
 				}
 			}
 			j = reopen(t, j)
-			sameEntries(t, "after reopen", j.Entries(), want)
+			sameEntries(t, "after reopen", entries(t, j), want)
 			for _, e := range want {
-				got := j.ByUIDL(e.UIDL)
+				got := byUIDL(t, j, e.UIDL)
 				if len(got) != 1 || !reflect.DeepEqual(got[0], e) {
 					t.Fatalf("ByUIDL(%q) = %+v, want [%+v]", e.UIDL, got, e)
 				}
@@ -209,7 +230,7 @@ func TestEntryFields(t *testing.T) {
 	if id != 1 {
 		t.Fatalf("first ID = %d, want 1", id)
 	}
-	got := j.ByUIDL(in.UIDL)[0]
+	got := byUIDL(t, j, in.UIDL)[0]
 	want := message(1)
 	want.ID, want.Step, want.Updated = 1, Appending, got.Updated
 	if !reflect.DeepEqual(got, want) {
@@ -227,17 +248,17 @@ func TestEntryFields(t *testing.T) {
 	if id2 != 2 {
 		t.Fatalf("ID after reopen = %d, want 2", id2)
 	}
-	hist := j.ByUIDL(in.UIDL)
+	hist := byUIDL(t, j, in.UIDL)
 	if len(hist) != 2 || hist[0].Step != Refused || hist[0].Reason != "no" || hist[1].Step != Appending {
 		t.Fatalf("ByUIDL history = %+v", hist)
 	}
-	if j.ByUIDL("nope") != nil {
+	if byUIDL(t, j, "nope") != nil {
 		t.Fatal("ByUIDL of an unknown UIDL is not empty")
 	}
 	// The returned slices are copies.
-	j.Entries()[0].UIDL = "changed"
-	j.ByUIDL(in.UIDL)[0].UIDL = "changed"
-	if j.Entries()[0].UIDL != in.UIDL {
+	entries(t, j)[0].UIDL = "changed"
+	byUIDL(t, j, in.UIDL)[0].UIDL = "changed"
+	if entries(t, j)[0].UIDL != in.UIDL {
 		t.Fatal("Entries returned the journal's own slice")
 	}
 }
@@ -286,7 +307,7 @@ func TestBadTransitions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			size := fileSize(t, path)
-			before := j.Entries()
+			before := entries(t, j)
 			err := tt.call()
 			if err == nil {
 				t.Fatal("no error")
@@ -297,7 +318,7 @@ func TestBadTransitions(t *testing.T) {
 			if got := fileSize(t, path); got != size {
 				t.Fatalf("journal grew from %d to %d bytes", size, got)
 			}
-			sameEntries(t, "entries", j.Entries(), before)
+			sameEntries(t, "entries", entries(t, j), before)
 		})
 	}
 	// The journal is still usable: these are programming errors, not I/O errors.
@@ -334,7 +355,7 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			begin(t, j, message(2))
-			want := j.Entries()
+			want := entries(t, j)
 			j.Close()
 			good := fileSize(t, path)
 
@@ -350,7 +371,7 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			sameEntries(t, "after repair", j.Entries(), want)
+			sameEntries(t, "after repair", entries(t, j), want)
 			if got := fileSize(t, path); got != good {
 				t.Fatalf("journal is %d bytes after repair, want %d", got, good)
 			}
@@ -360,9 +381,9 @@ func TestTornTail(t *testing.T) {
 			if err := j.MarkAppended(want[1].ID, 3, 4); err != nil {
 				t.Fatal(err)
 			}
-			want = j.Entries()
+			want = entries(t, j)
 			j = reopen(t, j)
-			sameEntries(t, "after append and reopen", j.Entries(), want)
+			sameEntries(t, "after append and reopen", entries(t, j), want)
 		})
 	}
 }
@@ -562,13 +583,13 @@ func TestCompaction(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := j.Entries()
+			want := entries(t, j)
 			j.Close()
 			before, _ := os.ReadFile(path)
 
 			j = mustOpen(t, path)
 			defer j.Close()
-			sameEntries(t, "after Open", j.Entries(), want)
+			sameEntries(t, "after Open", entries(t, j), want)
 			after, _ := os.ReadFile(path)
 			compacted := !bytes.Equal(before, after)
 			if compacted != tt.wantCompact {
@@ -592,9 +613,9 @@ func TestCompaction(t *testing.T) {
 			if err := j.MarkRefused(id, "late"); err != nil {
 				t.Fatal(err)
 			}
-			want = j.Entries()
+			want = entries(t, j)
 			j = reopen(t, j)
-			sameEntries(t, "after append and reopen", j.Entries(), want)
+			sameEntries(t, "after append and reopen", entries(t, j), want)
 		})
 	}
 }
@@ -675,7 +696,7 @@ func TestStaleCompactionFileRemoved(t *testing.T) {
 	path := journalPath(t)
 	j := mustOpen(t, path)
 	begin(t, j, message(1))
-	want := j.Entries()
+	want := entries(t, j)
 	j.Close()
 	stale := path + compactSuffix + "123"
 	if err := os.WriteFile(stale, []byte(header+"half"), 0o600); err != nil {
@@ -686,7 +707,7 @@ func TestStaleCompactionFileRemoved(t *testing.T) {
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale compaction file still there: %v", err)
 	}
-	sameEntries(t, "entries", j.Entries(), want)
+	sameEntries(t, "entries", entries(t, j), want)
 }
 
 func checkMode(t testing.TB, path string, want os.FileMode) {
@@ -796,15 +817,15 @@ func TestMarkDeletedBatch(t *testing.T) {
 	if err := j.MarkDeleted(nil); err != nil || cf.syncs != 1 {
 		t.Fatalf("MarkDeleted(nil) = %v with %d fsyncs, want nothing done", err, cf.syncs)
 	}
-	for _, e := range j.Entries() {
+	for _, e := range entries(t, j) {
 		if e.Step != Deleted {
 			t.Fatalf("entry %d is %s after MarkDeleted", e.ID, e.Step)
 		}
 	}
-	want := j.Entries()
+	want := entries(t, j)
 	j = reopen(t, j)
 	defer j.Close()
-	sameEntries(t, "after reopen", j.Entries(), want)
+	sameEntries(t, "after reopen", entries(t, j), want)
 }
 
 // countingFile counts a journal file's writes and fsyncs, and fails the
@@ -900,13 +921,13 @@ func TestConcurrentUse(t *testing.T) {
 				if err := j.MarkAppended(id, 1, uint32(id)); err != nil {
 					t.Error(err)
 				}
-				j.Entries()
-				j.ByUIDL(message(i).UIDL)
+				entries(t, j)
+				byUIDL(t, j, message(i).UIDL)
 			}
 		})
 	}
 	wg.Wait()
-	entries := j.Entries()
+	entries := entries(t, j)
 	if len(entries) != 20 {
 		t.Fatalf("%d entries, want 20", len(entries))
 	}

@@ -21,7 +21,7 @@ func TestMarkAppendedLater(t *testing.T) {
 	if cf.syncs != before {
 		t.Errorf("MarkAppendedLater ran %d fsyncs, want none", cf.syncs-before)
 	}
-	if e := j.ByUIDL(message(1).UIDL); len(e) != 1 || e[0].Step != Appended || e[0].UID != 1 {
+	if e := byUIDL(t, j, message(1).UIDL); len(e) != 1 || e[0].Step != Appended || e[0].UID != 1 {
 		t.Fatalf("entry after MarkAppendedLater: %+v", e)
 	}
 	if err := j.Sync(); err != nil {
@@ -45,7 +45,7 @@ func TestMarkAppendedLater(t *testing.T) {
 	}
 	j = mustOpen(t, path)
 	defer j.Close()
-	for i, e := range j.Entries() {
+	for i, e := range entries(t, j) {
 		if e.Step != Appended || e.UID != uint32(i+1) {
 			t.Errorf("entry %d after reopen: step %v UID %d, want appended with UID %d", i, e.Step, e.UID, i+1)
 		}

@@ -62,17 +62,27 @@ func (j *Journal) open() error {
 	// Holding the lock, any compaction temp file is left over from a run
 	// that crashed; the journal itself is still whole, so drop it.
 	removeStaleTemps(dir, filepath.Base(j.path)+compactSuffix)
+	removeStaleTemps(dir, filepath.Base(j.path)+indexSuffix)
 
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fileErr("open", j.path, err)
 	}
 	j.f, j.w = f, j.wrap(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return fileErr("stat", j.path, err)
+	}
+	// An entry takes at least one record of some 250 bytes.
+	j.idx, err = openIndex(dir, filepath.Base(j.path)+indexSuffix+"*", fi.Size()/250)
+	if err != nil {
+		return err
+	}
 	records, err := j.replay()
 	if err != nil {
 		return err
 	}
-	if dead := records - len(j.entries); dead > len(j.entries) {
+	if live := int(j.idx.nrows); records-live > live {
 		return j.compact()
 	}
 	return nil
@@ -98,6 +108,7 @@ func (j *Journal) replay() (int, error) {
 				return 0, err
 			}
 		}
+		j.size = int64(len(header))
 		return 0, j.writeHeader()
 	}
 	if err := parseHeader(line); err != nil {
@@ -115,6 +126,7 @@ func (j *Journal) replay() (int, error) {
 			return 0, fileErr("read", j.path, err)
 		}
 		if !complete {
+			j.size = off
 			if len(line) > 0 { // a write cut short by a crash
 				return records, j.truncate(off)
 			}
@@ -124,13 +136,18 @@ func (j *Journal) replay() (int, error) {
 		if err != nil {
 			if torn {
 				if _, perr := r.Peek(1); perr == io.EOF {
+					j.size = off
 					return records, j.truncate(off)
 				}
 			}
 			return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
 		}
-		if err := j.apply(rec); err != nil {
-			return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
+		if err := j.apply(rec, span{off, uint32(len(line) + 1)}); err != nil {
+			var ce *corruption
+			if errors.As(err, &ce) {
+				return 0, &CorruptError{Path: j.path, Offset: off, Err: ce.err}
+			}
+			return 0, err
 		}
 		records++
 		off += int64(len(line) + 1)
@@ -161,54 +178,97 @@ func readLine(r *bufio.Reader, scratch *[]byte) (line []byte, complete bool, err
 	}
 }
 
-// apply replays one record into the entries.
-func (j *Journal) apply(r *record) error {
+// corruption is what apply returns for a record that cannot be replayed,
+// as opposed to a failure to keep the index.
+type corruption struct{ err error }
+
+func (c *corruption) Error() string { return c.err.Error() }
+
+// apply replays record r, found at s, into the index.
+func (j *Journal) apply(r *record, s span) error {
+	if r.UIDL != nil {
+		if r.ID < j.nextID {
+			return &corruption{fmt.Errorf("entry %d is created again or out of order", r.ID)}
+		}
+		e, err := j.newEntry(r)
+		if err != nil {
+			return &corruption{err}
+		}
+		return j.add(e.UIDL, &row{id: e.ID, step: e.Step, full: s})
+	}
 	step, ok := parseStep(r.Step)
 	if !ok {
-		return fmt.Errorf("unknown step %q", r.Step)
+		return &corruption{fmt.Errorf("unknown step %q", r.Step)}
+	}
+	if _, err := parseTime(r.Updated); err != nil {
+		return &corruption{fmt.Errorf("bad time: %v", err)}
+	}
+	n, ok := j.idx.rowOf(r.ID)
+	if !ok {
+		return &corruption{fmt.Errorf("%s record for unknown entry %d", step, r.ID)}
+	}
+	var rw row
+	if err := j.idx.readRow(n, &rw); err != nil {
+		return err
+	}
+	if !canMove(rw.step, step) {
+		return &corruption{fmt.Errorf("entry %d cannot go from %s to %s", r.ID, rw.step, step)}
+	}
+	if step == Appended {
+		rw.app = s
+	} else {
+		rw.last = s
+	}
+	rw.step = step
+	return j.idx.writeRow(n, &rw)
+}
+
+// newEntry makes the entry that an entry record creates.
+func (j *Journal) newEntry(r *record) (Entry, error) {
+	step, ok := parseStep(r.Step)
+	if !ok {
+		return Entry{}, fmt.Errorf("unknown step %q", r.Step)
+	}
+	updated, err := parseTime(r.Updated)
+	if err != nil {
+		return Entry{}, fmt.Errorf("bad time: %v", err)
+	}
+	e := Entry{
+		ID:          r.ID,
+		UIDL:        string(*r.UIDL),
+		ListSize:    r.ListSize,
+		Size:        r.Size,
+		MessageID:   string(r.MessageID),
+		Step:        step,
+		UIDValidity: r.UIDValidity,
+		UID:         r.UID,
+		Reason:      string(r.Reason),
+		Updated:     j.normTime(updated),
+	}
+	if e.SHA256, err = decodeHash(r.SHA256); err != nil {
+		return Entry{}, err
+	}
+	if e.NormSHA256, err = decodeHash(r.NormSHA256); err != nil {
+		return Entry{}, err
+	}
+	date, err := parseTime(r.InternalDate)
+	if err != nil {
+		return Entry{}, fmt.Errorf("bad internal date: %v", err)
+	}
+	e.InternalDate = j.normTime(date)
+	return e, nil
+}
+
+// applyStep applies step record r to e. Replay has checked that the
+// transition is allowed.
+func (j *Journal) applyStep(e *Entry, r *record) error {
+	step, ok := parseStep(r.Step)
+	if !ok || r.ID != e.ID || r.UIDL != nil {
+		return fmt.Errorf("not a step record of entry %d", e.ID)
 	}
 	updated, err := parseTime(r.Updated)
 	if err != nil {
 		return fmt.Errorf("bad time: %v", err)
-	}
-	updated = j.normTime(updated)
-	if r.UIDL != nil {
-		if r.ID < j.nextID {
-			return fmt.Errorf("entry %d is created again or out of order", r.ID)
-		}
-		e := Entry{
-			ID:          r.ID,
-			UIDL:        string(*r.UIDL),
-			ListSize:    r.ListSize,
-			Size:        r.Size,
-			MessageID:   string(r.MessageID),
-			Step:        step,
-			UIDValidity: r.UIDValidity,
-			UID:         r.UID,
-			Reason:      string(r.Reason),
-			Updated:     updated,
-		}
-		if e.SHA256, err = decodeHash(r.SHA256); err != nil {
-			return err
-		}
-		if e.NormSHA256, err = decodeHash(r.NormSHA256); err != nil {
-			return err
-		}
-		date, err := parseTime(r.InternalDate)
-		if err != nil {
-			return fmt.Errorf("bad internal date: %v", err)
-		}
-		e.InternalDate = j.normTime(date)
-		j.add(e)
-		return nil
-	}
-	i, ok := j.find(r.ID)
-	if !ok {
-		return fmt.Errorf("%s record for unknown entry %d", step, r.ID)
-	}
-	e := &j.entries[i]
-	if !canMove(e.Step, step) {
-		return fmt.Errorf("entry %d cannot go from %s to %s", r.ID, e.Step, step)
 	}
 	switch step {
 	case Appended:
@@ -216,7 +276,7 @@ func (j *Journal) apply(r *record) error {
 	case Refused:
 		e.Reason = string(r.Reason)
 	}
-	e.Step, e.Updated = step, updated
+	e.Step, e.Updated = step, j.normTime(updated)
 	return nil
 }
 
@@ -261,8 +321,12 @@ func (j *Journal) compact() error {
 	}()
 	w := j.wrap(tmp)
 	buf := append(j.buf[:0], header...)
-	for i := range j.entries {
-		buf = appendRecord(buf, &j.entries[i], true)
+	for n := int64(0); n < j.idx.nrows; n++ {
+		e, err := j.entryAt(n)
+		if err != nil {
+			return err
+		}
+		buf = appendRecord(buf, &e, true)
 		if len(buf) >= 64<<10 {
 			if err := writeAll(w, buf); err != nil {
 				return fileErr("write", name, err)
@@ -293,7 +357,16 @@ func (j *Journal) compact() error {
 	}
 	j.f.Close()
 	j.f, j.w = f, j.wrap(f)
-	return nil
+	// Every record moved: index the new file.
+	if err := j.idx.reset(); err != nil {
+		return err
+	}
+	j.nextID = 1
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fileErr("seek", j.path, err)
+	}
+	_, err = j.replay()
+	return err
 }
 
 // makeDir creates dir and its missing parents with mode 0700, and fsyncs the

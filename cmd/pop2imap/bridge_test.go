@@ -131,13 +131,17 @@ func TestBridgeSIGTERMMidMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, en := range j.Entries() {
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range es {
 		if en.Step != state.Appended {
 			t.Errorf("journal entry %s at %s, want every retrieved message recorded appended", en.UIDL, en.Step)
 		}
 	}
-	if len(j.Entries()) != len(got) {
-		t.Errorf("journal has %d entries for %d messages copied", len(j.Entries()), len(got))
+	if len(es) != len(got) {
+		t.Errorf("journal has %d entries for %d messages copied", len(es), len(got))
 	}
 	j.Close()
 

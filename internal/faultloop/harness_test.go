@@ -514,7 +514,11 @@ func readJournal(t testing.TB, path string) []state.Entry {
 		t.Fatalf("the journal does not open: %v", err)
 	}
 	defer j.Close()
-	return j.Entries()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatalf("the journal does not read back: %v", err)
+	}
+	return es
 }
 
 // check compares a snapshot with what the template served: every message

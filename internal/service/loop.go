@@ -194,7 +194,7 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 	// Baseline only a journal that records nothing yet. A bridge restarted
 	// with --baseline must not mark as done the mail that arrived while it
 	// was stopped.
-	cfg.Baseline = l.acct.Baseline && !l.succeeded && len(l.journal.Entries()) == 0
+	cfg.Baseline = l.acct.Baseline && !l.succeeded && l.journal.Len() == 0
 	m := &bridge.Migrator{
 		Config:  cfg,
 		POP3:    l.acct.POP3,

@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/pop2imap/pop2imap/pop3"
+)
+
+// listedMsg is one message of the POP3 listing.
+type listedMsg struct {
+	num  int
+	uidl string
+	size int64
+}
+
+// listing is the POP3 listing in message-number order, kept compact: about
+// 16 bytes per message plus its UIDL, in two allocations with no pointers
+// for the garbage collector to follow. A maildrop of a million messages
+// then costs some 35 MB rather than the 100 MB or more of a slice of
+// listedMsg.
+type listing struct {
+	recs  []listRec
+	uidls []byte // each UIDL as a uvarint length and its bytes
+}
+
+type listRec struct {
+	size int64
+	num  uint32
+	uoff uint32 // where the UIDL is in uidls
+}
+
+func (l *listing) len() int { return len(l.recs) }
+
+// at returns message i of the listing (not message number i).
+func (l *listing) at(i int) listedMsg {
+	r := &l.recs[i]
+	return listedMsg{num: int(r.num), uidl: string(l.uidl(i)), size: r.size}
+}
+
+// uidl returns the UIDL of message i without copying it.
+func (l *listing) uidl(i int) []byte {
+	b := l.uidls[l.recs[i].uoff:]
+	n, k := binary.Uvarint(b)
+	return b[k : k+int(n)]
+}
+
+// index returns the index of message number num.
+func (l *listing) index(num int) (int, bool) {
+	return slices.BinarySearchFunc(l.recs, num, func(r listRec, n int) int { return cmp.Compare(int(r.num), n) })
+}
+
+// all returns the listing as a slice, for the callers that hold it whole.
+func (l *listing) all() []listedMsg {
+	out := make([]listedMsg, l.len())
+	for i := range out {
+		out[i] = l.at(i)
+	}
+	return out
+}
+
+// dupUIDLs returns, for each message, whether another message of the
+// listing has the same UIDL. A server should not give one out twice, but
+// some do for identical messages.
+func (l *listing) dupUIDLs() []bool {
+	idx := make([]int32, l.len())
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int { return bytes.Compare(l.uidl(int(a)), l.uidl(int(b))) })
+	dup := make([]bool, l.len())
+	for k := 1; k < len(idx); k++ {
+		if bytes.Equal(l.uidl(int(idx[k-1])), l.uidl(int(idx[k]))) {
+			dup[idx[k-1]], dup[idx[k]] = true, true
+		}
+	}
+	return dup
+}
+
+// listMailbox joins UIDL and LIST into one listing in message-number order.
+func listMailbox(pc *pop3.Client) (*listing, error) {
+	// STAT first: it bounds the listings, so a server that sends an endless
+	// one cannot make pop2imap hold it.
+	if _, _, err := pc.Stat(); err != nil {
+		return nil, err
+	}
+	l := &listing{}
+	sorted := true
+	err := pc.ScanUidl(func(u pop3.UIDInfo) error {
+		if u.Number <= 0 || u.Number > math.MaxUint32 || len(l.uidls) > math.MaxUint32-len(u.UID)-binary.MaxVarintLen64 {
+			return fmt.Errorf("pop3: UIDL: message %d is out of range", u.Number)
+		}
+		if n := len(l.recs); n > 0 && uint32(u.Number) <= l.recs[n-1].num {
+			sorted = false
+		}
+		l.recs = append(l.recs, listRec{size: -1, num: uint32(u.Number), uoff: uint32(len(l.uidls))})
+		l.uidls = binary.AppendUvarint(l.uidls, uint64(len(u.UID)))
+		l.uidls = append(l.uidls, u.UID...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !sorted {
+		slices.SortStableFunc(l.recs, func(a, b listRec) int { return cmp.Compare(a.num, b.num) })
+	}
+	for k := 1; k < len(l.recs); k++ {
+		if l.recs[k].num == l.recs[k-1].num {
+			return nil, fmt.Errorf("pop3: message %d is listed twice in UIDL", l.recs[k].num)
+		}
+	}
+	next := 0 // LIST comes in message-number order too, as a rule
+	err = pc.ScanList(func(m pop3.MessageInfo) error {
+		k := next
+		if k >= len(l.recs) || int(l.recs[k].num) != m.Number {
+			var ok bool
+			if k, ok = l.index(m.Number); !ok {
+				return nil // not in UIDL: reported below if it matters
+			}
+		}
+		l.recs[k].size = m.Size
+		next = k + 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k := range l.recs {
+		if l.recs[k].size < 0 {
+			return nil, fmt.Errorf("pop3: message %d is in UIDL but not in LIST", l.recs[k].num)
+		}
+	}
+	return l, nil
+}

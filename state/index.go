@@ -1,0 +1,346 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"os"
+	"sort"
+)
+
+// The journal keeps no entry in memory. Its index lives in two temporary
+// files next to the journal, so that a journal of a million entries costs
+// the process no more memory than one of ten: the operating system's page
+// cache holds what is read often, and gives it back under pressure.
+//
+//   - The rows file has one fixed-size row per entry, in ID order. A row
+//     holds the entry's step and where in the journal its records are, so
+//     that an entry is read back by decoding at most three records. The
+//     newest rows stay in memory until a fixed number of them has
+//     gathered.
+//   - The slots file is a hash table with open addressing, from the hash
+//     of a UIDL to the row of an entry with that UIDL.
+//
+// The index is a cache: Open rebuilds it from the journal, and it is never
+// fsync'd. Its files are removed as soon as they are created (and at the
+// next Open, where the system does not allow removing an open file).
+
+// indexSuffix marks the index's temporary files.
+const indexSuffix = ".index-"
+
+// span is where one record line is in the journal: its offset and its
+// length, newline included.
+type span struct {
+	off int64
+	n   uint32
+}
+
+// row is the index's record of one entry.
+type row struct {
+	id   uint64
+	step Step
+	full span // the entry record that created the entry
+	app  span // the Appended step record, if any came after full
+	last span // the Refused or Deleted step record, if any came after full
+}
+
+const rowSize = 48
+
+func (r *row) put(b []byte) {
+	binary.LittleEndian.PutUint64(b[0:], r.id)
+	binary.LittleEndian.PutUint64(b[8:], uint64(r.full.off))
+	binary.LittleEndian.PutUint64(b[16:], uint64(r.app.off))
+	binary.LittleEndian.PutUint64(b[24:], uint64(r.last.off))
+	binary.LittleEndian.PutUint32(b[32:], r.full.n)
+	binary.LittleEndian.PutUint32(b[36:], r.app.n)
+	binary.LittleEndian.PutUint32(b[40:], r.last.n)
+	b[44] = byte(r.step)
+	clear(b[45:rowSize])
+}
+
+func (r *row) get(b []byte) {
+	r.id = binary.LittleEndian.Uint64(b[0:])
+	r.full.off = int64(binary.LittleEndian.Uint64(b[8:]))
+	r.app.off = int64(binary.LittleEndian.Uint64(b[16:]))
+	r.last.off = int64(binary.LittleEndian.Uint64(b[24:]))
+	r.full.n = binary.LittleEndian.Uint32(b[32:])
+	r.app.n = binary.LittleEndian.Uint32(b[36:])
+	r.last.n = binary.LittleEndian.Uint32(b[40:])
+	r.step = Step(b[44])
+}
+
+// A slot is a UIDL's hash and its row number plus one; zero marks a free
+// slot.
+const slotSize = 16
+
+// minSlots is the smallest hash table; it always has a power of two slots
+// and is at most half full.
+const minSlots = 1024
+
+// seg is a run of consecutive IDs stored in consecutive rows. A journal
+// written by pop2imap has a single one; only a hand-edited journal with
+// gaps between IDs has more.
+type seg struct {
+	firstID  uint64
+	firstRow int64
+}
+
+// index is the journal's on-disk index. It is used under the journal's
+// mutex.
+type index struct {
+	dir, prefix string
+	rows        *os.File
+	slots       *os.File
+	nrows       int64
+	nslots      int64 // a power of two
+	segs        []seg
+	seed        maphash.Seed
+	b           [rowSize]byte
+
+	// The newest rows are kept in tail, from row tailRow on, and written
+	// to the file when it fills: rows are added in order, and the newest
+	// are the ones that change, so most row reads and writes cost no
+	// system call.
+	tail    []byte
+	tailRow int64
+}
+
+// tailRows is how many rows the tail holds.
+const tailRows = 1024
+
+// openIndex creates an empty index in dir, sized for about want entries.
+func openIndex(dir, prefix string, want int64) (*index, error) {
+	x := &index{dir: dir, prefix: prefix, seed: maphash.MakeSeed(), tail: make([]byte, 0, tailRows*rowSize)}
+	var err error
+	if x.rows, err = x.tempFile(); err != nil {
+		return nil, err
+	}
+	n := int64(minSlots)
+	for n < 2*want {
+		n *= 2
+	}
+	if x.slots, err = x.newSlots(n); err != nil {
+		x.close()
+		return nil, err
+	}
+	x.nslots = n
+	return x, nil
+}
+
+func (x *index) tempFile() (*os.File, error) {
+	f, err := os.CreateTemp(x.dir, x.prefix)
+	if err != nil {
+		return nil, fileErr("create index file in", x.dir, err)
+	}
+	os.Remove(f.Name()) // fails only where open files cannot be removed
+	return f, nil
+}
+
+// newSlots returns an empty hash table file of n slots.
+func (x *index) newSlots(n int64) (*os.File, error) {
+	f, err := x.tempFile()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(n * slotSize); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fileErr("size index file", f.Name(), err)
+	}
+	return f, nil
+}
+
+func (x *index) close() {
+	for _, f := range []*os.File{x.rows, x.slots} {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	x.rows, x.slots = nil, nil
+}
+
+// reset empties the index, keeping its files.
+func (x *index) reset() error {
+	if err := x.rows.Truncate(0); err != nil {
+		return fileErr("truncate index file", x.rows.Name(), err)
+	}
+	if err := x.slots.Truncate(0); err != nil {
+		return fileErr("truncate index file", x.slots.Name(), err)
+	}
+	if err := x.slots.Truncate(x.nslots * slotSize); err != nil {
+		return fileErr("size index file", x.slots.Name(), err)
+	}
+	x.nrows, x.segs = 0, nil
+	x.tail, x.tailRow = x.tail[:0], 0
+	return nil
+}
+
+// rowOf returns the row number of entry id.
+func (x *index) rowOf(id uint64) (int64, bool) {
+	k := sort.Search(len(x.segs), func(k int) bool { return x.segs[k].firstID > id }) - 1
+	if k < 0 {
+		return 0, false
+	}
+	n := x.segs[k].firstRow + int64(id-x.segs[k].firstID)
+	end := x.nrows
+	if k+1 < len(x.segs) {
+		end = x.segs[k+1].firstRow
+	}
+	return n, n < end
+}
+
+func (x *index) readRow(n int64, r *row) error {
+	if n >= x.tailRow {
+		r.get(x.tail[(n-x.tailRow)*rowSize:])
+		return nil
+	}
+	if _, err := x.rows.ReadAt(x.b[:], n*rowSize); err != nil {
+		return fileErr("read index file", x.rows.Name(), err)
+	}
+	r.get(x.b[:])
+	return nil
+}
+
+func (x *index) writeRow(n int64, r *row) error {
+	if n >= x.tailRow {
+		k := int((n - x.tailRow) * rowSize)
+		if k < len(x.tail) {
+			r.put(x.tail[k:])
+			return nil
+		}
+		if k > len(x.tail) {
+			return fmt.Errorf("state: index row %d written before row %d", n, x.tailRow+int64(len(x.tail)/rowSize))
+		}
+		// n is the next new row.
+		if len(x.tail) == tailRows*rowSize {
+			if err := x.flushTail(); err != nil {
+				return err
+			}
+		}
+		x.tail = x.tail[:len(x.tail)+rowSize]
+		r.put(x.tail[len(x.tail)-rowSize:])
+		return nil
+	}
+	r.put(x.b[:])
+	if _, err := x.rows.WriteAt(x.b[:], n*rowSize); err != nil {
+		return fileErr("write index file", x.rows.Name(), err)
+	}
+	return nil
+}
+
+// flushTail writes the tail to the file and empties it.
+func (x *index) flushTail() error {
+	if _, err := x.rows.WriteAt(x.tail, x.tailRow*rowSize); err != nil {
+		return fileErr("write index file", x.rows.Name(), err)
+	}
+	x.tailRow += int64(len(x.tail) / rowSize)
+	x.tail = x.tail[:0]
+	return nil
+}
+
+// add indexes a new entry, whose ID is higher than any before it.
+func (x *index) add(uidl string, r *row) error {
+	n := x.nrows
+	if k := len(x.segs); k == 0 || x.segs[k-1].firstID+uint64(n-x.segs[k-1].firstRow) != r.id {
+		x.segs = append(x.segs, seg{firstID: r.id, firstRow: n})
+	}
+	if err := x.writeRow(n, r); err != nil {
+		return err
+	}
+	x.nrows++
+	if 2*x.nrows > x.nslots {
+		if err := x.grow(); err != nil {
+			return err
+		}
+	}
+	return x.insert(x.slots, x.nslots, maphash.String(x.seed, uidl), n)
+}
+
+// insert puts row n under hash h into the table f of size slots.
+func (x *index) insert(f *os.File, size int64, h uint64, n int64) error {
+	var b [slotSize]byte
+	for i := int64(h) & (size - 1); ; i = (i + 1) & (size - 1) {
+		if _, err := f.ReadAt(b[:], i*slotSize); err != nil {
+			return fileErr("read index file", f.Name(), err)
+		}
+		if binary.LittleEndian.Uint64(b[8:]) != 0 {
+			continue
+		}
+		binary.LittleEndian.PutUint64(b[0:], h)
+		binary.LittleEndian.PutUint64(b[8:], uint64(n)+1)
+		if _, err := f.WriteAt(b[:], i*slotSize); err != nil {
+			return fileErr("write index file", f.Name(), err)
+		}
+		return nil
+	}
+}
+
+// grow doubles the hash table, streaming the old one into the new one.
+func (x *index) grow() error {
+	size := 2 * x.nslots
+	f, err := x.newSlots(size)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for off, end := int64(0), x.nslots*slotSize; off < end; off += int64(len(buf)) {
+		buf = buf[:min(int64(len(buf)), end-off)]
+		if _, err := x.slots.ReadAt(buf, off); err != nil {
+			f.Close()
+			return fileErr("read index file", x.slots.Name(), err)
+		}
+		for b := buf; len(b) > 0; b = b[slotSize:] {
+			if n := binary.LittleEndian.Uint64(b[8:]); n != 0 {
+				if err := x.insert(f, size, binary.LittleEndian.Uint64(b), int64(n-1)); err != nil {
+					f.Close()
+					return err
+				}
+			}
+		}
+	}
+	x.slots.Close()
+	os.Remove(x.slots.Name())
+	x.slots, x.nslots = f, size
+	return nil
+}
+
+// lookup returns the rows whose UIDL may be uidl (they share its hash), in
+// row order. The caller checks the UIDL itself.
+func (x *index) lookup(uidl string) ([]int64, error) {
+	h := maphash.String(x.seed, uidl)
+	var out []int64
+	var b [slotSize]byte
+	for i := int64(h) & (x.nslots - 1); ; i = (i + 1) & (x.nslots - 1) {
+		if _, err := x.slots.ReadAt(b[:], i*slotSize); err != nil {
+			return nil, fileErr("read index file", x.slots.Name(), err)
+		}
+		n := binary.LittleEndian.Uint64(b[8:])
+		if n == 0 {
+			break
+		}
+		if binary.LittleEndian.Uint64(b[0:]) == h {
+			out = append(out, int64(n-1))
+		}
+	}
+	// A table that grew may have reordered entries of one hash.
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out, nil
+}
+
+// readRecord reads and decodes the record at s.
+func (j *Journal) readRecord(s span) (*record, error) {
+	if cap(j.rbuf) < int(s.n) {
+		j.rbuf = make([]byte, s.n)
+	}
+	b := j.rbuf[:s.n]
+	if _, err := j.f.ReadAt(b, s.off); err != nil {
+		return nil, err
+	}
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return nil, errors.New("no record there")
+	}
+	r, _, err := parseLine(b[:len(b)-1])
+	return r, err
+}
