@@ -258,23 +258,43 @@ func (x *index) add(uidl string, r *row) error {
 	return x.insert(x.slots, x.nslots, maphash.String(x.seed, uidl), n)
 }
 
+// probeSlots is how many slots a probe reads with one system call. The
+// table is at most half full, so a probe seldom needs a second read.
+const probeSlots = 32
+
+// probe calls fn with each slot of table f (of size slots) in the probe
+// sequence of hash h, and its number, until fn returns true or a free slot
+// is reached; it returns the number of the slot where it stopped.
+func probe(f *os.File, size int64, h uint64, fn func(i int64, slot []byte) bool) (int64, error) {
+	var buf [probeSlots * slotSize]byte
+	i := int64(h) & (size - 1)
+	for {
+		b := buf[:min(probeSlots, size-i)*slotSize]
+		if _, err := f.ReadAt(b, i*slotSize); err != nil {
+			return 0, fileErr("read index file", f.Name(), err)
+		}
+		for ; len(b) > 0; b, i = b[slotSize:], i+1 {
+			if binary.LittleEndian.Uint64(b[8:]) == 0 || fn(i, b[:slotSize]) {
+				return i, nil
+			}
+		}
+		i &= size - 1
+	}
+}
+
 // insert puts row n under hash h into the table f of size slots.
 func (x *index) insert(f *os.File, size int64, h uint64, n int64) error {
-	var b [slotSize]byte
-	for i := int64(h) & (size - 1); ; i = (i + 1) & (size - 1) {
-		if _, err := f.ReadAt(b[:], i*slotSize); err != nil {
-			return fileErr("read index file", f.Name(), err)
-		}
-		if binary.LittleEndian.Uint64(b[8:]) != 0 {
-			continue
-		}
-		binary.LittleEndian.PutUint64(b[0:], h)
-		binary.LittleEndian.PutUint64(b[8:], uint64(n)+1)
-		if _, err := f.WriteAt(b[:], i*slotSize); err != nil {
-			return fileErr("write index file", f.Name(), err)
-		}
-		return nil
+	i, err := probe(f, size, h, func(int64, []byte) bool { return false })
+	if err != nil {
+		return err
 	}
+	var b [slotSize]byte
+	binary.LittleEndian.PutUint64(b[0:], h)
+	binary.LittleEndian.PutUint64(b[8:], uint64(n)+1)
+	if _, err := f.WriteAt(b[:], i*slotSize); err != nil {
+		return fileErr("write index file", f.Name(), err)
+	}
+	return nil
 }
 
 // grow doubles the hash table, streaming the old one into the new one.
@@ -311,18 +331,14 @@ func (x *index) grow() error {
 func (x *index) lookup(uidl string) ([]int64, error) {
 	h := maphash.String(x.seed, uidl)
 	var out []int64
-	var b [slotSize]byte
-	for i := int64(h) & (x.nslots - 1); ; i = (i + 1) & (x.nslots - 1) {
-		if _, err := x.slots.ReadAt(b[:], i*slotSize); err != nil {
-			return nil, fileErr("read index file", x.slots.Name(), err)
+	_, err := probe(x.slots, x.nslots, h, func(_ int64, slot []byte) bool {
+		if binary.LittleEndian.Uint64(slot) == h {
+			out = append(out, int64(binary.LittleEndian.Uint64(slot[8:])-1))
 		}
-		n := binary.LittleEndian.Uint64(b[8:])
-		if n == 0 {
-			break
-		}
-		if binary.LittleEndian.Uint64(b[0:]) == h {
-			out = append(out, int64(n-1))
-		}
+		return false
+	})
+	if err != nil {
+		return nil, err
 	}
 	// A table that grew may have reordered entries of one hash.
 	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
