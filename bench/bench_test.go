@@ -36,18 +36,19 @@ const password = "bench-pass"
 
 // benchConfig is read from the environment that bench/run.sh sets.
 type benchConfig struct {
-	bin      string   // the pop2imap binary to measure
-	work     string   // state files, results
-	ns       []int    // maildrop sizes
-	rtts     []int    // round-trip times in ms
-	reps     int      // runs per measurement; the median is reported
-	seed     uint64   // corpus seed
-	sinkKs   []int    // APPEND connection counts for the sink
-	hugeMB   []int    // single-message runs, in MB
-	small    bool     // corpus of small text messages only (corpus.SmallSpecFor)
-	netem    bool     // delay with tc netem on lo (inside a private netns) instead of the proxy
-	extra    []string // extra pop2imap flags (e.g. --imap-conns 8)
-	noVerify bool     // skip the byte-for-byte check (only for quick experiments)
+	bin      string                 // the pop2imap binary to measure
+	work     string                 // state files, results
+	ns       []int                  // maildrop sizes
+	rtts     []int                  // round-trip times in ms
+	reps     int                    // runs per measurement; the median is reported
+	seed     uint64                 // corpus seed
+	sinkKs   []int                  // APPEND connection counts for the sink
+	hugeMB   []int                  // single-message runs, in MB
+	small    bool                   // corpus of small text messages only (corpus.SmallSpecFor)
+	format   dovecottest.MailFormat // mailbox format of the IMAP targets (the source is always Maildir)
+	netem    bool                   // delay with tc netem on lo (inside a private netns) instead of the proxy
+	extra    []string               // extra pop2imap flags (e.g. --imap-conns 8)
+	noVerify bool                   // skip the byte-for-byte check (only for quick experiments)
 }
 
 func ints(t *testing.T, name, def string) []int {
@@ -80,12 +81,20 @@ func loadConfig(t *testing.T) benchConfig {
 		sinkKs:   ints(t, "BENCH_SINK_K", "1,2,4,8"),
 		hugeMB:   ints(t, "BENCH_HUGE_MB", ""),
 		small:    os.Getenv("BENCH_MIX") == "small",
+		format:   dovecottest.MailFormat(os.Getenv("BENCH_FORMAT")),
 		netem:    os.Getenv("BENCH_NETEM") == "1",
 		extra:    strings.Fields(os.Getenv("BENCH_FLAGS")),
 		noVerify: os.Getenv("BENCH_NO_VERIFY") == "1",
 	}
 	if c.reps < 1 {
 		c.reps = 1
+	}
+	switch c.format {
+	case "":
+		c.format = dovecottest.Maildir
+	case dovecottest.Maildir, dovecottest.Sdbox, dovecottest.Mdbox:
+	default:
+		t.Fatalf("BENCH_FORMAT=%q: want maildir, sdbox or mdbox", c.format)
 	}
 	if c.work == "" {
 		c.work = t.TempDir()
@@ -109,15 +118,17 @@ func TestBench(t *testing.T) {
 		t.Skipf("set %s=1 (or run bench/run.sh) to run the benchmark", EnvBench)
 	}
 	cfg := loadConfig(t)
-	d := dovecottest.Start(t)
+	// The IMAP targets use cfg.format; the POP3 sources stay Maildir (see
+	// newSource).
+	d := dovecottest.StartWith(t, dovecottest.Options{MailFormat: cfg.format})
 	// Let run.sh remove it even if this process is killed.
 	os.WriteFile(filepath.Join(cfg.work, "dovecot-dir"), []byte(d.Dir+"\n"), 0o644)
 	b := &bench{t: t, cfg: cfg, d: d}
 	b.uid, b.gid = mailUser(t)
 	b.out, _ = os.Create(filepath.Join(cfg.work, "results.txt"))
 	defer b.out.Close()
-	b.printf("# pop2imap benchmark, %s; Dovecot %s (mail_fsync = always, maildir); delay by %s; reps %d (median)",
-		time.Now().UTC().Format(time.RFC3339), dovecotVersion(), map[bool]string{true: "tc netem on lo", false: "delayproxy (no netem)"}[cfg.netem], cfg.reps)
+	b.printf("# pop2imap benchmark, %s; Dovecot %s (mail_fsync = always, source maildir, target %s); delay by %s; reps %d (median)",
+		time.Now().UTC().Format(time.RFC3339), dovecotVersion(), cfg.format, map[bool]string{true: "tc netem on lo", false: "delayproxy (no netem)"}[cfg.netem], cfg.reps)
 	b.printf("# flags: %s; mix: %s", strings.Join(cfg.extra, " "), map[bool]string{true: "small (2-8 KB text)", false: "usual"}[cfg.small])
 
 	for _, n := range cfg.ns {
@@ -144,7 +155,8 @@ func (b *bench) printf(format string, args ...any) {
 	b.out.Sync()
 }
 
-// newUser adds a fresh Dovecot user and returns its name.
+// newUser adds a fresh Dovecot user, an IMAP target, and returns its name.
+// Its mail is in the server's format (benchConfig.format).
 func (b *bench) newUser(prefix string) string {
 	b.users++
 	name := fmt.Sprintf("%s%d", prefix, b.users)
@@ -152,9 +164,19 @@ func (b *bench) newUser(prefix string) string {
 	return name
 }
 
+// newSource adds a fresh Dovecot user, a POP3 source, and returns its name.
+// Its mail is always Maildir, whatever the targets use, because seedMaildir
+// and sink work on its files.
+func (b *bench) newSource(prefix string) string {
+	b.users++
+	name := fmt.Sprintf("%s%d", prefix, b.users)
+	b.d.AddUserFormat(b.t, name, password, dovecottest.Maildir)
+	return name
+}
+
 // dropUser removes a user's mail, to keep the disk from filling up.
 func (b *bench) dropUser(name string) {
-	os.RemoveAll(filepath.Join(b.d.Dir, "home", name, "Maildir"))
+	os.RemoveAll(b.d.MailDir(b.t, name))
 }
 
 func mailUser(t *testing.T) (int, int) {
@@ -178,9 +200,13 @@ func dovecotVersion() string {
 // seedMaildir writes specs straight into user's Maildir/cur, owned by the
 // mail user, with S= and W= in the names so that Dovecot need not read a
 // file to LIST it (the corpus has CRLF line endings only, so both sizes are
-// the file size). It returns the total bytes.
+// the file size). It returns the total bytes. The user must have been added
+// with newSource, so that its mail is Maildir.
 func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
-	md := filepath.Join(b.d.Dir, "home", name, "Maildir")
+	md := b.d.MailDir(b.t, name)
+	if filepath.Base(md) != "Maildir" {
+		b.t.Fatalf("seeding %s: its mail is in %s, not in a Maildir", name, md)
+	}
 	for _, sub := range []string{"", "cur", "new", "tmp"} {
 		p := filepath.Join(md, sub)
 		if err := os.MkdirAll(p, 0o700); err != nil {
@@ -298,7 +324,7 @@ func (b *bench) drain(addr, name string) (time.Duration, digestSet) {
 // over k connections, one APPEND at a time on each, as pop2imap does: the
 // IMAP side's physical limit. The files hold exactly the bytes POP3 serves.
 func (b *bench) sink(src string, k int) time.Duration {
-	files, err := filepath.Glob(filepath.Join(b.d.Dir, "home", src, "Maildir", "cur", "*"))
+	files, err := filepath.Glob(filepath.Join(b.d.MailDir(b.t, src), "cur", "*"))
 	if err != nil || len(files) == 0 {
 		b.t.Fatalf("sink: no files in %s's Maildir (%v)", src, err)
 	}
@@ -513,7 +539,7 @@ func (b *bench) runSize(n int) {
 			specs[i] = corpus.SmallSpecFor(b.cfg.seed, i)
 		}
 	}
-	src := b.newUser("src")
+	src := b.newSource("src")
 	defer b.dropUser(src)
 	seedStart := time.Now()
 	total := b.seedMaildir(src, specs)
@@ -571,7 +597,7 @@ func (b *bench) runSize(n int) {
 // runHuge migrates a maildrop of one message of mb MB at RTT 0 and reports
 // the peak RSS.
 func (b *bench) runHuge(mb int) {
-	src := b.newUser("huge")
+	src := b.newSource("huge")
 	defer b.dropUser(src)
 	total := b.seedMaildir(src, []corpus.Spec{corpus.HugeSpec(0, int64(mb)<<20)})
 	_, want := b.drain(b.d.POP3Addr, src)

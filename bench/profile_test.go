@@ -45,7 +45,7 @@ func TestProfile(t *testing.T) {
 	b := &bench{t: t, cfg: benchConfig{seed: 1}, d: d}
 	b.uid, b.gid = mailUser(t)
 	b.out, _ = os.Create(filepath.Join(work, "profile.txt"))
-	src := b.newUser("src")
+	src := b.newSource("src")
 	specs := make([]corpus.Spec, n)
 	for i := range specs {
 		specs[i] = corpus.SpecFor(1, i)

@@ -3,10 +3,15 @@
 #
 # usage: bench/run.sh [-n 2000[,20000]] [-r 0,20,50] [-reps 3] [-k 1,2,4,8]
 #                     [-huge 20,100] [-seed 1] [-flags "--imap-conns 8"]
-#                     [-mix usual|small] [-delay auto|netem|proxy] [-o results.txt]
+#                     [-mix usual|small] [-format maildir|sdbox|mdbox]
+#                     [-delay auto|netem|proxy] [-o results.txt]
 #
 #   -n      maildrop sizes (messages of the usual mix, see bench/corpus)
 #   -mix    small: 2 to 8 KB text messages only, for the many-messages runs
+#   -format Dovecot mailbox format of the IMAP targets (default maildir; the
+#           POP3 source is always maildir). Parallel APPENDs to a large
+#           maildir folder get slower with every message; sdbox stays near
+#           flat, so use it for runs of 100,000 messages
 #   -r      round-trip times in ms between pop2imap and Dovecot
 #   -reps   runs per measurement; the median is reported
 #   -k      IMAP connection counts tried for the APPEND-only sink (0: none)
@@ -23,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual delay=auto out=
+sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out=
 while (($#)); do
 	case $1 in
 	-n) sizes=$2 ;;
@@ -34,6 +39,7 @@ while (($#)); do
 	-seed) seed=$2 ;;
 	-flags) flags=$2 ;;
 	-mix) mix=$2 ;;
+	-format) format=$2 ;;
 	-delay) delay=$2 ;;
 	-o) out=$2 ;;
 	-h | --help)
@@ -93,13 +99,17 @@ case $mix in
 usual | small) ;;
 *) echo "bench/run.sh: -mix must be usual or small" >&2; exit 2 ;;
 esac
+case $format in
+maildir | sdbox | mdbox) ;;
+*) echo "bench/run.sh: -format must be maildir, sdbox or mdbox" >&2; exit 2 ;;
+esac
 case $delay in
 auto) if have_netem; then delay=netem; else delay=proxy; fi ;;
 netem) have_netem || { echo "bench/run.sh: tc netem does not work on this kernel" >&2; exit 1; } ;;
 proxy) ;;
 *) echo "bench/run.sh: -delay must be auto, netem or proxy" >&2; exit 2 ;;
 esac
-echo "bench: delay by $delay; sizes $sizes; RTT $rtts ms; $reps runs each; work dir $work"
+echo "bench: delay by $delay; sizes $sizes; RTT $rtts ms; $reps runs each; target $format; work dir $work"
 
 go build -o "$work/pop2imap" ./cmd/pop2imap
 go test -c -o "$work/bench.test" ./bench
@@ -117,7 +127,7 @@ fi
 export POP2IMAP_BENCH=1 POP2IMAP_DOVECOT=require
 export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts \
 	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
-	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix
+	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format
 (cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run '^TestBench$' -test.v -test.count=1 -test.timeout=0) &
 testpid=$!
 status=0

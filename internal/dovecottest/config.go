@@ -60,7 +60,7 @@ func (s *Server) config(ports []int) string {
 	// System users have small ids; the default floor is 500.
 	p("first_valid_uid = 1")
 	p("first_valid_gid = 1")
-	p("mail_location = maildir:~/Maildir")
+	p("mail_location = %s", s.opts.MailFormat.location())
 	p("mail_fsync = always")
 	// Pipelined and parallel tests open more than the default 10.
 	p("mail_max_userip_connections = 100")
@@ -95,7 +95,14 @@ func (s *Server) config(ports []int) string {
 		p("  mail_plugins = $mail_plugins imap_quota")
 		p("}")
 		p("plugin {")
-		p("  quota = maildir:User quota")
+		if s.opts.MailFormat == Maildir {
+			p("  quota = maildir:User quota")
+		} else {
+			// The Maildir++ backend needs maildir; count works with any
+			// format and needs the virtual sizes in the index.
+			p("  quota = count:User quota")
+			p("  quota_vsizes = yes")
+		}
 		p("  quota_rule = *:storage=%dB", s.opts.QuotaBytes)
 		p("}")
 	}

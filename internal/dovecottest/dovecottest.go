@@ -3,8 +3,9 @@
 //
 // Every Server is its own Dovecot master process with its own configuration,
 // users, mail and TLS certificate; nothing under /etc/dovecot is read and the
-// system service is not touched. Mail is stored in Maildir owned by the
-// unprivileged system user pop2imap-mail, which Start creates when missing.
+// system service is not touched. Mail is stored in Maildir (or, with
+// Options.MailFormat, in sdbox or mdbox) owned by the unprivileged system user
+// pop2imap-mail, which Start creates when missing.
 // Running Dovecot this way needs root, so Start skips the test when it cannot
 // run, unless the environment says POP2IMAP_DOVECOT=require, which turns every
 // such skip into a failure (CI sets it so that a broken setup cannot pass as a
@@ -16,11 +17,13 @@
 //   - A wrong password costs about 0.5 s and does not slow later logins (the
 //     per-IP auth penalty is off).
 //   - Folders use "/" as the separator; mail is Maildir under
-//     Dir/home/<user>/Maildir, served in UID order as POP3 messages 1..n.
+//     Dir/home/<user>/Maildir unless Options.MailFormat or AddUserFormat
+//     says otherwise (see MailDir), served in UID order as POP3 messages
+//     1..n.
 //   - POP3 UIDLs are %08Xu%08Xv (UID, then UIDVALIDITY, in hex). RETR sets
 //     \Seen; FetchAll does not.
 //
-// Dovecot keeps APPENDed mail in Maildir with LF line endings, so tests compare
+// Dovecot keeps APPENDed mail with LF line endings, so tests compare
 // what the server serves (FetchAll, RetrAll), never its files. What it does
 // to bare LF, bare CR and NUL is pinned down in TestAppendNormalization.
 package dovecottest
@@ -57,11 +60,53 @@ const EnvVar = "POP2IMAP_DOVECOT"
 // startTimeout bounds how long Start waits for both greetings.
 const startTimeout = 30 * time.Second
 
+// MailFormat is a Dovecot mailbox format: how a user's mail is kept on disk.
+type MailFormat string
+
+// The mailbox formats a Server can use. All of them fsync every write
+// (mail_fsync = always); they differ in what an APPEND costs as a folder
+// grows.
+const (
+	// Maildir is one file per message plus dovecot-uidlist, the list of
+	// file names by UID, under Dir/home/<user>/Maildir. It is the default.
+	// Every session that finds the uidlist changed by another one reads it
+	// again and rehashes every name in it, so parallel APPENDs to one large
+	// folder get slower with each message (and wait for each other on the
+	// uidlist's lock).
+	Maildir MailFormat = "maildir"
+	// Sdbox is one file per message with Dovecot's index as the only list,
+	// under Dir/home/<user>/sdbox.
+	Sdbox MailFormat = "sdbox"
+	// Mdbox keeps many messages per file, with a map index shared by all
+	// folders, under Dir/home/<user>/mdbox.
+	Mdbox MailFormat = "mdbox"
+)
+
+// valid reports whether f is one of the formats above.
+func (f MailFormat) valid() bool {
+	return f == Maildir || f == Sdbox || f == Mdbox
+}
+
+// dir is the directory under a user's home that holds mail in format f.
+func (f MailFormat) dir() string {
+	if f == Maildir {
+		return "Maildir"
+	}
+	return string(f)
+}
+
+// location is Dovecot's mail_location for format f.
+func (f MailFormat) location() string { return string(f) + ":~/" + f.dir() }
+
 // Options are the knobs of StartWith. The zero value is what Start uses.
 type Options struct {
+	// MailFormat is the mailbox format of every user that AddUser creates;
+	// empty means Maildir. AddUserFormat overrides it for one user.
+	MailFormat MailFormat
 	// QuotaBytes, when positive, gives every user a storage quota of that
-	// many bytes (Dovecot's quota plugin, maildir backend), so APPEND past it
-	// fails with NO [OVERQUOTA].
+	// many bytes (Dovecot's quota plugin, maildir backend; count backend
+	// with quota_vsizes for sdbox and mdbox), so APPEND past it fails with
+	// NO [OVERQUOTA].
 	QuotaBytes int64
 	// ExtraConfig is appended verbatim to the generated dovecot.conf, after
 	// everything else, so later settings win.
@@ -116,6 +161,12 @@ func Start(t testing.TB) *Server {
 // StartWith is Start with knobs.
 func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
+	if opts.MailFormat == "" {
+		opts.MailFormat = Maildir
+	}
+	if !opts.MailFormat.valid() {
+		t.Fatalf("dovecottest: unknown MailFormat %q: want %q, %q or %q", opts.MailFormat, Maildir, Sdbox, Mdbox)
+	}
 	bin := checkEnvironment(t)
 	uid, gid := ensureMailUser(t)
 

@@ -511,6 +511,90 @@ func TestAddUser(t *testing.T) {
 	}
 }
 
+// TestMailFormats proves Options.MailFormat and AddUserFormat: with sdbox or
+// mdbox as the server's format, what SeedMaildrop puts in is what FetchAll
+// and RetrAll give back and the mail is where MailDir says; a user added
+// with AddUserFormat(Maildir) on such a server keeps Maildir, so a test can
+// fill it by writing files; and the quota works with the count backend.
+func TestMailFormats(t *testing.T) {
+	t.Parallel()
+	for _, format := range []MailFormat{Sdbox, Mdbox} {
+		t.Run(string(format), func(t *testing.T) {
+			t.Parallel()
+			s := StartWith(t, Options{MailFormat: format, QuotaBytes: 5 << 20})
+			s.AddUser(t, "alice", "pw")
+			msgs := seedMessages()
+			s.SeedMaildrop(t, "alice", msgs)
+			for what, got := range map[string][][]byte{
+				"FetchAll": s.FetchAll(t, "alice", "pw", "INBOX"),
+				"RetrAll":  s.RetrAll(t, "alice", "pw"),
+			} {
+				if len(got) != len(msgs) {
+					t.Fatalf("%s: got %d messages, want %d", what, len(got), len(msgs))
+				}
+				for i := range msgs {
+					if !bytes.Equal(got[i], msgs[i]) {
+						t.Errorf("%s: message %d differs", what, i+1)
+					}
+				}
+			}
+			dir := s.MailDir(t, "alice")
+			if filepath.Base(dir) != string(format) {
+				t.Errorf("MailDir = %s, want a directory named %s", dir, format)
+			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("alice's mail is not in MailDir: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(s.home("alice"), "Maildir")); err == nil {
+				t.Errorf("alice has a Maildir on a %s server", format)
+			}
+
+			// Quota: 2 MB of the 5 MB are used; another 4 MB do not fit.
+			c, err := s.loginIMAP("alice", "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.appendMessage("INBOX", append([]byte("Subject: q\r\n\r\n"), bytes.Repeat([]byte("x"), 4<<20)...))
+			var statusErr *imapStatusError
+			if !errors.As(err, &statusErr) || statusErr.Code != "OVERQUOTA" {
+				t.Errorf("APPEND past quota: got %v, want NO [OVERQUOTA]", err)
+			}
+		})
+	}
+
+	t.Run("maildir user on an sdbox server", func(t *testing.T) {
+		t.Parallel()
+		s := StartWith(t, Options{MailFormat: Sdbox})
+		s.AddUserFormat(t, "bob", "pw", Maildir)
+		s.AddUser(t, "bob", "pw2") // a new password keeps the format
+		dir := s.MailDir(t, "bob")
+		if filepath.Base(dir) != "Maildir" {
+			t.Fatalf("MailDir = %s, want .../Maildir", dir)
+		}
+		// Written straight into Maildir/cur, as bench does.
+		msg := []byte("Subject: file\r\n\r\nwritten as a file\r\n")
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := fmt.Sprintf("1700000000.M1P1.test,S=%d,W=%d:2,", len(msg), len(msg))
+		if err := os.WriteFile(filepath.Join(dir, "cur", name), msg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+			if err == nil {
+				err = os.Chown(p, s.uid, s.gid)
+			}
+			return err
+		})
+		if got := s.RetrAll(t, "bob", "pw2"); len(got) != 1 || !bytes.Equal(got[0], msg) {
+			t.Errorf("RetrAll of the file written into Maildir/cur: got %q", got)
+		}
+	})
+}
+
 // TestMailboxName checks the modified UTF-7 encoder against RFC 3501's
 // examples and the cases around '&'.
 func TestMailboxName(t *testing.T) {

@@ -16,19 +16,47 @@ const usernameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 type account struct {
 	password   string
-	generation int64 // how many times its passwd-file was written
+	format     MailFormat // "" means the server's Options.MailFormat
+	generation int64      // how many times its passwd-file was written
 }
 
 // AddUser creates a user that can log in to both POP3 and IMAP, or changes
 // the password of an existing one. The password may hold any bytes except CR,
 // LF and NUL, which no POP3 or IMAP login can carry. Dovecot lowercases login
 // names (auth_username_format = %Lu), so "Alice" and "alice" are the same
-// user. The user's mail lives in Dir/home/<name>/Maildir.
+// user. The user's mail is kept in the format Options.MailFormat names (an
+// existing user keeps its own, see AddUserFormat), under MailDir(name).
 //
 // A new user can log in as soon as AddUser returns. Changing a password
 // takes up to a second, because Dovecot looks at a passwd-file at most once a
 // second.
 func (s *Server) AddUser(t testing.TB, name, password string) {
+	t.Helper()
+	s.addUser(t, name, password, nil)
+}
+
+// AddUserFormat is AddUser for a user whose mail is kept in format rather
+// than in Options.MailFormat, for example a Maildir that a test fills by
+// writing files while the other users use sdbox. An existing user's format
+// cannot change, and a format other than the server's does not combine with
+// Options.QuotaBytes (the quota backend depends on the format).
+func (s *Server) AddUserFormat(t testing.TB, name, password string, format MailFormat) {
+	t.Helper()
+	if !format.valid() {
+		t.Fatalf("dovecottest: AddUserFormat %q: unknown format %q: want %q, %q or %q", name, format, Maildir, Sdbox, Mdbox)
+	}
+	if format == s.opts.MailFormat {
+		format = ""
+	} else if s.opts.QuotaBytes > 0 {
+		t.Fatalf("dovecottest: AddUserFormat %q: format %s on a %s server with QuotaBytes is not supported", name, format, s.opts.MailFormat)
+	}
+	s.addUser(t, name, password, &format)
+}
+
+// addUser is AddUser and AddUserFormat. format is nil for AddUser (an
+// existing user keeps its format), else the user's own format, "" for the
+// server's.
+func (s *Server) addUser(t testing.TB, name, password string, format *MailFormat) {
 	t.Helper()
 	name = strings.ToLower(name)
 	if name == "" || strings.Trim(name, usernameChars) != "" || strings.Trim(name, ".") == "" {
@@ -40,6 +68,11 @@ func (s *Server) AddUser(t testing.TB, name, password string) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	acct := s.users[name]
+	if acct != nil && format != nil && acct.format != *format {
+		t.Fatalf("dovecottest: AddUser %q: the user exists with format %s; it cannot change",
+			name, s.formatOf(acct))
+	}
 	home := s.home(name)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatalf("dovecottest: AddUser %q: %v", name, err)
@@ -47,9 +80,11 @@ func (s *Server) AddUser(t testing.TB, name, password string) {
 	if err := os.Chown(home, s.uid, s.gid); err != nil {
 		t.Fatalf("dovecottest: AddUser %q: %v", name, err)
 	}
-	acct := s.users[name]
 	if acct == nil {
 		acct = &account{}
+		if format != nil {
+			acct.format = *format
+		}
 		s.users[name] = acct
 	}
 	acct.password = password
@@ -66,6 +101,29 @@ func (s *Server) AddUser(t testing.TB, name, password string) {
 
 func (s *Server) home(name string) string { return filepath.Join(s.Dir, "home", name) }
 
+// formatOf is the format acct's mail is kept in.
+func (s *Server) formatOf(acct *account) MailFormat {
+	if acct.format != "" {
+		return acct.format
+	}
+	return s.opts.MailFormat
+}
+
+// MailDir returns the directory that holds the mail (and Dovecot's indexes)
+// of user name, added with AddUser or AddUserFormat: Dir/home/<name>/Maildir,
+// /sdbox or /mdbox. It need not exist before the user's first session.
+func (s *Server) MailDir(t testing.TB, name string) string {
+	t.Helper()
+	name = strings.ToLower(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct, ok := s.users[name]
+	if !ok {
+		t.Fatalf("dovecottest: MailDir: no user %q; call AddUser first", name)
+	}
+	return filepath.Join(s.home(name), s.formatOf(acct).dir())
+}
+
 // writeUser writes name's passwd-file, Dir/passwd/<name>.
 //
 // Dovecot (2.3 db-passwd-file.c) re-reads a passwd-file when its mtime, in
@@ -75,12 +133,17 @@ func (s *Server) home(name string) string { return filepath.Join(s.Dir, "home", 
 //
 // The password is stored as {PLAIN.b64} so that ':' and any other byte
 // survive the colon-separated format; the passdb still yields the plaintext,
-// which is what APOP needs.
+// which is what APOP needs. A user with its own format gets it as the extra
+// field userdb_mail, which overrides mail_location.
 func (s *Server) writeUser(name string, acct *account) error {
 	// user:password:uid:gid:gecos:home:shell:extra; uid and gid come from
 	// mail_uid and mail_gid.
-	line := fmt.Sprintf("%s:{PLAIN.b64}%s::::%s::\n",
-		name, base64.StdEncoding.EncodeToString([]byte(acct.password)), s.home(name))
+	var extra string
+	if acct.format != "" {
+		extra = "userdb_mail=" + acct.format.location()
+	}
+	line := fmt.Sprintf("%s:{PLAIN.b64}%s::::%s::%s\n",
+		name, base64.StdEncoding.EncodeToString([]byte(acct.password)), s.home(name), extra)
 	path := filepath.Join(s.usersDir, name)
 	tmp := filepath.Join(s.usersDir, "#tmp-"+name) // '#' is in no user name
 	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
