@@ -85,12 +85,17 @@ func (l *listing) dupUIDLs() []bool {
 func listMailbox(pc *pop3.Client) (*listing, error) {
 	// STAT first: it bounds the listings, so a server that sends an endless
 	// one cannot make pop2imap hold it.
-	if _, _, err := pc.Stat(); err != nil {
+	count, _, err := pc.Stat()
+	if err != nil {
 		return nil, err
 	}
-	l := &listing{}
+	// Sized by STAT, a large listing is not copied as it grows; the hint
+	// is capped so that a server's claim alone cannot make pop2imap
+	// allocate much.
+	hint := min(max(count, 0), 1<<20)
+	l := &listing{recs: make([]listRec, 0, hint), uidls: make([]byte, 0, hint*17)}
 	sorted := true
-	err := pc.ScanUidl(func(u pop3.UIDInfo) error {
+	err = pc.ScanUidl(func(u pop3.UIDInfo) error {
 		if u.Number <= 0 || u.Number > math.MaxUint32 || len(l.uidls) > math.MaxUint32-len(u.UID)-binary.MaxVarintLen64 {
 			return fmt.Errorf("pop3: UIDL: message %d is out of range", u.Number)
 		}
