@@ -5,6 +5,7 @@
 #                     [-huge 20,100] [-seed 1] [-flags "--imap-conns 8"]
 #                     [-mix usual|small] [-format maildir|sdbox|mdbox]
 #                     [-delay auto|netem|proxy] [-o results.txt]
+#        bench/run.sh -scale 1000000
 #
 #   -n      maildrop sizes (messages of the usual mix, see bench/corpus)
 #   -mix    small: 2 to 8 KB text messages only, for the many-messages runs
@@ -20,6 +21,10 @@
 #   -delay  netem: tc netem on lo inside a private network namespace;
 #           proxy: internal/delayproxy on 127.0.0.1; auto (default): netem
 #           when the kernel has it, else proxy
+#   -scale  instead of all the above, measure memory for a maildrop of this
+#           many tiny messages where nothing is copied: a bridge --baseline
+#           run that records them all, then a migrate run that finds them
+#           all done (bench/scale_test.go)
 #
 # Needs root (Dovecot switches to its mail user), dovecot-pop3d,
 # dovecot-imapd and time (/usr/bin/time). Traffic stays on 127.0.0.0/8.
@@ -28,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out=
+sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out= scale=
 while (($#)); do
 	case $1 in
 	-n) sizes=$2 ;;
@@ -38,6 +43,7 @@ while (($#)); do
 	-huge) huge=$2 ;;
 	-seed) seed=$2 ;;
 	-flags) flags=$2 ;;
+	-scale) scale=$2 ;;
 	-mix) mix=$2 ;;
 	-format) format=$2 ;;
 	-delay) delay=$2 ;;
@@ -127,8 +133,13 @@ fi
 export POP2IMAP_BENCH=1 POP2IMAP_DOVECOT=require
 export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts \
 	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
-	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format
-(cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run '^TestBench$' -test.v -test.count=1 -test.timeout=0) &
+	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format \
+	BENCH_SCALE_N=$scale
+run='^TestBench$'
+if [[ -n $scale ]]; then
+	run='^TestScale$'
+fi
+(cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run "$run" -test.v -test.count=1 -test.timeout=0) &
 testpid=$!
 status=0
 wait "$testpid" || status=$?
