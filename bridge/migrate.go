@@ -705,13 +705,9 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs cha
 	if len(tasks.idx) == 0 {
 		return nil
 	}
-	nums := make([]int, len(tasks.idx))
-	for k, i := range tasks.idx {
-		nums[k] = int(tasks.l.recs[i].num)
-	}
 	next := 0 // replies come in the order of the commands
 	stopping := false
-	return p.pc.RetrAll(nums, p.cfg.Window, func(n int, body io.Reader) error {
+	retrieve := func(n int, body io.Reader) error {
 		t := tasks.task(next)
 		next++
 		if t.num != n {
@@ -735,8 +731,26 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs cha
 			return pop3.ErrStopSending
 		}
 		return nil
-	})
+	}
+	// The RETRs go out in runs of retrChunk, so that the message numbers
+	// of a large maildrop are never all in one slice; the window drains
+	// once per run, a round trip in thousands of messages.
+	nums := make([]int, 0, min(len(tasks.idx), retrChunk))
+	for start := 0; start < len(tasks.idx) && !stopping && ctx.Err() == nil; start += retrChunk {
+		nums = nums[:0]
+		for _, i := range tasks.idx[start:min(start+retrChunk, len(tasks.idx))] {
+			nums = append(nums, int(tasks.l.recs[i].num))
+		}
+		if err := p.pc.RetrAll(nums, p.cfg.Window, retrieve); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// retrChunk is how many RETR commands one RetrAll call sends. Tests make
+// it small.
+var retrChunk = 8192
 
 // settle records that one retrieved message has reached the journal.
 func (p *pipeline) settle() {

@@ -570,3 +570,29 @@ func TestOversizeBodyStops(t *testing.T) {
 		t.Error("a failed session deleted messages")
 	}
 }
+
+// TestMigrateInRetrChunks runs the RETRs in runs much shorter than the
+// maildrop, with --delete, and checks that every message arrives once and
+// is deleted.
+func TestMigrateInRetrChunks(t *testing.T) {
+	defer func(n int) { retrChunk = n }(retrChunk)
+	retrChunk = 3
+	e := newTestEnv(t, sampleMessages(t), pop3test.Config{})
+	if len(e.source) <= 2*retrChunk {
+		t.Fatalf("the sample has %d messages; the test needs more than %d", len(e.source), 2*retrChunk)
+	}
+	stats, err := e.run(Config{Delete: true, Window: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.assertExactlyOnce(e.source)
+	if n := len(e.pop.Messages()); n != 0 {
+		t.Errorf("POP3 maildrop still holds %d messages", n)
+	}
+	if got := len(e.commands("RETR")); got != len(e.source) {
+		t.Errorf("RETR sent %d times, want %d", got, len(e.source))
+	}
+	if got := stats.Deleted.Load(); got != int64(len(e.source)) {
+		t.Errorf("Deleted = %d, want %d", got, len(e.source))
+	}
+}
