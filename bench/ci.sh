@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark: 200 messages, RTT 0 and 20 ms, one run
-# each. It proves the benchmark still works end to end (Dovecot, corpus,
-# delay, byte-for-byte check); its timings do not decide whether CI passes.
-# Takes well under 3 minutes.
+# each, then the scale measurement on 2,000 messages. It proves the
+# benchmark still works end to end (Dovecot, corpus, delay, byte-for-byte
+# check, the scale run's checks); its timings do not decide whether CI
+# passes. Takes well under 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec timeout 170 bench/run.sh -n 200 -r 0,20 -reps 1 -k 1,4 "$@"
+timeout 170 bench/run.sh -n 200 -r 0,20 -reps 1 -k 1,4 "$@"
+exec timeout 120 bench/run.sh -scale 2000

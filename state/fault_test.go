@@ -100,14 +100,20 @@ func TestWriteFailuresAreSticky(t *testing.T) {
 					t.Errorf("%s after the failure = %v, want the sticky %v", name, later, err)
 				}
 			}
-			sameEntries(t, "entries after the failure", entries(t, j), want)
+			got := entries(t, j)
+			if tt.survives && len(got) == 2 {
+				// Written but not known durable: it may or may not be
+				// there after a reopen either.
+				got = got[:1]
+			}
+			sameEntries(t, "entries after the failure", got, want)
 			if err := j.Close(); err != nil {
 				t.Fatal(err)
 			}
 
 			j = mustOpen(t, path)
 			defer j.Close()
-			got := entries(t, j)
+			got = entries(t, j)
 			if tt.survives && len(got) == 2 {
 				got = got[:1] // the unacknowledged record may be there
 			}

@@ -3,6 +3,7 @@ package state
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,6 +89,62 @@ func TestGroupCommit(t *testing.T) {
 	for _, e := range entries(t, j) {
 		if e.Step != Appended || e.UID != uint32(e.ID) {
 			t.Errorf("entry %d after reopen: %v uid %d", e.ID, e.Step, e.UID)
+		}
+	}
+}
+
+// TestGroupCommitBeginAppend: entries created concurrently share fsyncs
+// too, get distinct IDs in the order their records were written, and are
+// all there after a reopen.
+func TestGroupCommitBeginAppend(t *testing.T) {
+	const n = 8
+	path := filepath.Join(t.TempDir(), "j")
+	var writes, syncs atomic.Int32
+	var armed atomic.Bool
+	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
+		if f.Name() != path {
+			return f
+		}
+		return &gatedFile{File: f, writes: &writes, syncs: &syncs, armed: &armed, want: n}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes.Store(0)
+	armed.Store(true)
+	var wg sync.WaitGroup
+	got := make([]uint64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := j.BeginAppend(message(i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = id
+		}()
+	}
+	wg.Wait()
+	// As in TestGroupCommit: one fsync for the first record, one for the
+	// seven written while it was held. One at a time would be eight.
+	if s := syncs.Load(); s != 2 {
+		t.Errorf("%d fsyncs for %d concurrent BeginAppends, want 2", s, n)
+	}
+	j.Close()
+	j = mustOpen(t, path)
+	defer j.Close()
+	es := entries(t, j)
+	if len(es) != n {
+		t.Fatalf("%d entries after reopen, want %d", len(es), n)
+	}
+	for k, e := range es {
+		if e.ID != uint64(k+1) {
+			t.Errorf("entry %d has ID %d", k, e.ID)
+		}
+		i := slices.Index(got, e.ID)
+		if i < 0 || e.UIDL != message(i).UIDL {
+			t.Errorf("entry %d (%s) was not returned by the BeginAppend of that message", e.ID, e.UIDL)
 		}
 	}
 }

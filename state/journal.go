@@ -130,10 +130,9 @@ type Journal struct {
 	// Group commit: one fsync makes durable every batch written before it
 	// began, so concurrent callers share it instead of queueing for one
 	// each.
-	createMu sync.Mutex // held by BeginAppend and AddBaseline throughout
-	syncMu   sync.Mutex
-	synced   uint64 // batches known to be durable, under syncMu
-	syncErr  error  // the failed fsync, under syncMu
+	syncMu  sync.Mutex
+	synced  uint64 // batches known to be durable, under syncMu
+	syncErr error  // the failed fsync, under syncMu
 }
 
 // Open opens the journal at path, creating it and its directory if missing.
@@ -240,11 +239,6 @@ func (j *Journal) ByUIDL(uidl string) ([]Entry, error) {
 // earlier entries for the same UIDL: deciding whether to copy again is the
 // caller's job.
 func (j *Journal) BeginAppend(e Entry) (uint64, error) {
-	// Entries are created one at a time, so that IDs stay in order and an
-	// entry joins the list only once it is durable; commit still lets
-	// other steps share each fsync meanwhile.
-	j.createMu.Lock()
-	defer j.createMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(); err != nil {
@@ -258,17 +252,30 @@ func (j *Journal) BeginAppend(e Entry) (uint64, error) {
 	e.UIDValidity, e.UID, e.Reason = 0, 0, ""
 	e.InternalDate = j.normTime(e.InternalDate)
 	e.Updated = j.now()
-	// j.buf is shared, and commit lets others use it: take its length now.
 	j.buf = appendRecord(j.buf[:0], &e, true)
-	n := uint32(len(j.buf))
-	off, err := j.commit(j.buf)
-	if err != nil {
-		return 0, err
-	}
-	if err := j.add(e.UIDL, &row{id: e.ID, step: e.Step, full: span{off, n}}); err != nil {
+	if err := j.create(j.buf, []row{{id: e.ID, step: e.Step, full: span{0, uint32(len(j.buf))}}}, []string{e.UIDL}); err != nil {
 		return 0, err
 	}
 	return e.ID, nil
+}
+
+// create writes the entry records in b, indexes the new entries (rows
+// holds their spans within b), and returns once the records are durable.
+// Entries join the index as they are written, in ID order, so that
+// callers in other goroutines can create theirs while this fsync runs and
+// share the next one; nobody learns a new ID before its record is durable.
+func (j *Journal) create(b []byte, rows []row, uidls []string) error {
+	off, err := j.write(b)
+	if err != nil {
+		return err
+	}
+	for k := range rows {
+		rows[k].full.off += off
+		if err := j.add(uidls[k], &rows[k]); err != nil {
+			return err
+		}
+	}
+	return j.waitSynced(j.written)
 }
 
 // AddBaseline records entries that are done without being copied, each
@@ -276,8 +283,6 @@ func (j *Journal) BeginAppend(e Entry) (uint64, error) {
 // written together and fsync'd once. The fields ID, Step, UIDValidity, UID,
 // Reason and Updated of each entry are ignored.
 func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
-	j.createMu.Lock()
-	defer j.createMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(); err != nil {
@@ -288,6 +293,7 @@ func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
 	}
 	now := j.now()
 	rows := make([]row, len(es))
+	uidls := make([]string, len(es))
 	j.buf = j.buf[:0]
 	for k, e := range es {
 		e.ID = j.nextID + uint64(k)
@@ -298,17 +304,13 @@ func (j *Journal) AddBaseline(es []Entry) ([]uint64, error) {
 		start := len(j.buf)
 		j.buf = appendRecord(j.buf, &e, true)
 		rows[k] = row{id: e.ID, step: Baseline, full: span{int64(start), uint32(len(j.buf) - start)}}
+		uidls[k] = e.UIDL
 	}
-	off, err := j.commit(j.buf)
-	if err != nil {
+	if err := j.create(j.buf, rows, uidls); err != nil {
 		return nil, err
 	}
 	ids := make([]uint64, len(rows))
 	for k := range rows {
-		rows[k].full.off += off
-		if err := j.add(es[k].UIDL, &rows[k]); err != nil {
-			return nil, err
-		}
 		ids[k] = rows[k].id
 	}
 	return ids, nil
