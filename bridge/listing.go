@@ -18,28 +18,41 @@ type listedMsg struct {
 	size int64
 }
 
-// listing is the POP3 listing in message-number order, kept compact: about
-// 16 bytes per message plus its UIDL, in two allocations with no pointers
-// for the garbage collector to follow. A maildrop of a million messages
-// then costs some 35 MB rather than the 100 MB or more of a slice of
-// listedMsg.
+// listing is the POP3 listing in message-number order, kept compact: 12
+// bytes per message plus its UIDL, in two allocations with no pointers for
+// the garbage collector to follow. A maildrop of a million messages with
+// Dovecot's 16-character UIDLs then costs 29 MB rather than the 100 MB or
+// more of a slice of listedMsg.
 type listing struct {
 	recs  []listRec
 	uidls []byte // each UIDL as a uvarint length and its bytes
+	// big holds the sizes that do not fit in a listRec, by index.
+	big map[int32]int64
 }
 
 type listRec struct {
-	size int64
+	size uint32 // bigSize: see listing.big
 	num  uint32
 	uoff uint32 // where the UIDL is in uidls
 }
+
+// bigSize marks a size too large for a listRec.
+const bigSize = math.MaxUint32
 
 func (l *listing) len() int { return len(l.recs) }
 
 // at returns message i of the listing (not message number i).
 func (l *listing) at(i int) listedMsg {
 	r := &l.recs[i]
-	return listedMsg{num: int(r.num), uidl: string(l.uidl(i)), size: r.size}
+	return listedMsg{num: int(r.num), uidl: string(l.uidl(i)), size: l.size(i)}
+}
+
+// size returns the size of message i.
+func (l *listing) size(i int) int64 {
+	if s := l.recs[i].size; s != bigSize {
+		return int64(s)
+	}
+	return l.big[int32(i)]
 }
 
 // uidl returns the UIDL of message i without copying it.
@@ -102,7 +115,7 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 		if n := len(l.recs); n > 0 && uint32(u.Number) <= l.recs[n-1].num {
 			sorted = false
 		}
-		l.recs = append(l.recs, listRec{size: -1, num: uint32(u.Number), uoff: uint32(len(l.uidls))})
+		l.recs = append(l.recs, listRec{num: uint32(u.Number), uoff: uint32(len(l.uidls))})
 		l.uidls = binary.AppendUvarint(l.uidls, uint64(len(u.UID)))
 		l.uidls = append(l.uidls, u.UID...)
 		return nil
@@ -118,6 +131,7 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 			return nil, fmt.Errorf("pop3: message %d is listed twice in UIDL", l.recs[k].num)
 		}
 	}
+	sized := make([]bool, len(l.recs))
 	next := 0 // LIST comes in message-number order too, as a rule
 	err = pc.ScanList(func(m pop3.MessageInfo) error {
 		k := next
@@ -127,7 +141,16 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 				return nil // not in UIDL: reported below if it matters
 			}
 		}
-		l.recs[k].size = m.Size
+		if m.Size >= bigSize {
+			if l.big == nil {
+				l.big = map[int32]int64{}
+			}
+			l.big[int32(k)] = m.Size
+			l.recs[k].size = bigSize
+		} else {
+			l.recs[k].size = uint32(m.Size)
+		}
+		sized[k] = true
 		next = k + 1
 		return nil
 	})
@@ -135,7 +158,7 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 		return nil, err
 	}
 	for k := range l.recs {
-		if l.recs[k].size < 0 {
+		if !sized[k] {
 			return nil, fmt.Errorf("pop3: message %d is in UIDL but not in LIST", l.recs[k].num)
 		}
 	}

@@ -85,6 +85,12 @@ func TestListMailbox(t *testing.T) {
 			want: []listedMsg{{1, "\xe9t\xe9", 1}, {2, strings.Repeat("x", 70), 2}},
 		},
 		{
+			name: "sizes past 4 GiB",
+			uidl: []string{"1 a", "2 b", "3 c"},
+			list: []string{"1 4294967294", "2 4294967295", "3 5000000000"},
+			want: []listedMsg{{1, "a", 4294967294}, {2, "b", 4294967295}, {3, "c", 5000000000}},
+		},
+		{
 			name:    "missing from LIST",
 			uidl:    []string{"1 a", "2 b"},
 			list:    []string{"1 10"},
@@ -134,5 +140,29 @@ func TestDupUIDLs(t *testing.T) {
 	want := []bool{true, true, true, false, true, false, true}
 	if got := l.dupUIDLs(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("dupUIDLs = %v, want %v", got, want)
+	}
+}
+
+func TestCopyListLimit(t *testing.T) {
+	pl := &plan{pending: []int32{7, 8}, fresh: []int32{1, 2, 3}}
+	tests := []struct {
+		limit int
+		want  []int32
+	}{
+		{0, []int32{7, 8, 1, 2, 3}},
+		{1, []int32{7}},
+		{2, []int32{7, 8}},
+		{4, []int32{7, 8, 1, 2}},
+		{9, []int32{7, 8, 1, 2, 3}},
+	}
+	for _, tt := range tests {
+		c := pl.copyList(syntheticListing(10), tt.limit)
+		var got []int32
+		for k := range c.len() {
+			got = append(got, c.index(k))
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("limit %d: copies %v, want %v", tt.limit, got, tt.want)
+		}
 	}
 }

@@ -275,8 +275,10 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		return m.dryRun(pc, ic, cfg, l, pl)
 	}
 	if cfg.Baseline {
-		if err := m.baseline(l, append(pl.pending, pl.fresh...)); err != nil {
-			return err
+		for _, idx := range [][]int32{pl.pending, pl.fresh} {
+			if err := m.baseline(l, idx); err != nil {
+				return err
+			}
 		}
 		pl.pending, pl.fresh = nil, nil
 	}
@@ -331,7 +333,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 
 	copyList := pl.copyList(l, cfg.Limit)
-	m.Stats.ToCopy.Store(int64(len(copyList.idx)))
+	m.Stats.ToCopy.Store(int64(copyList.len()))
 	m.Stats.BytesToCopy.Store(copyList.bytes())
 
 	// The appenders open connections of their own; this one has done its
@@ -522,6 +524,9 @@ func (m *Migrator) plan(l *listing) (*plan, error) {
 			pl.deletable = append(pl.deletable, d)
 		}
 	}
+	// fresh takes over unmatched's array: it is filled no faster than
+	// unmatched is read.
+	pl.fresh = unmatched[:0]
 	for _, i := range unmatched {
 		e, err := claim(i, isPending)
 		if err != nil {
@@ -540,31 +545,46 @@ func (m *Migrator) plan(l *listing) (*plan, error) {
 // copyList returns what the session copies: the pending messages the
 // folder did not hold, then the fresh ones, at most limit (0: all).
 func (pl *plan) copyList(l *listing, limit int) *copyList {
-	c := &copyList{l: l, idx: append(pl.pending, pl.fresh...), entries: pl.entries}
-	if limit > 0 && len(c.idx) > limit {
-		c.idx = c.idx[:limit]
+	c := &copyList{l: l, retry: pl.pending, fresh: pl.fresh, entries: pl.entries}
+	if limit > 0 && c.len() > limit {
+		if limit <= len(c.retry) {
+			c.retry, c.fresh = c.retry[:limit], nil
+		} else {
+			c.fresh = c.fresh[:limit-len(c.retry)]
+		}
 	}
 	return c
 }
 
-// copyList is the messages a session copies, in order.
+// copyList is the messages a session copies, in order: retry, then fresh,
+// by their index in the listing.
 type copyList struct {
-	l   *listing
-	idx []int32
+	l            *listing
+	retry, fresh []int32
 	// entries holds the journal entry of a message whose earlier APPEND
 	// had an unknown outcome: it is sent again under that entry.
 	entries map[int32]*state.Entry
 }
 
+func (c *copyList) len() int { return len(c.retry) + len(c.fresh) }
+
+// index returns the listing index of the kth message to copy.
+func (c *copyList) index(k int) int32 {
+	if k < len(c.retry) {
+		return c.retry[k]
+	}
+	return c.fresh[k-len(c.retry)]
+}
+
 func (c *copyList) task(k int) task {
-	i := c.idx[k]
+	i := c.index(k)
 	return task{c.l.at(int(i)), c.entries[i]}
 }
 
 func (c *copyList) bytes() int64 {
 	var n int64
-	for _, i := range c.idx {
-		n += c.l.recs[i].size
+	for k := range c.len() {
+		n += c.l.size(int(c.index(k)))
 	}
 	return n
 }
@@ -583,9 +603,9 @@ func (m *Migrator) claimedUIDs() (map[imap.UID]bool, error) {
 
 func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l *listing, pl *plan) error {
 	c := pl.copyList(l, cfg.Limit)
-	m.Stats.ToCopy.Store(int64(len(c.idx)))
+	m.Stats.ToCopy.Store(int64(c.len()))
 	m.Stats.BytesToCopy.Store(c.bytes())
-	for k := range c.idx {
+	for k := range c.len() {
 		t := c.task(k)
 		m.emit(Event{Kind: EventWouldCopy, Number: t.num, UIDL: t.uidl, Size: t.size})
 	}
@@ -595,7 +615,7 @@ func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l
 		m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
 	}
 	if cfg.Delete {
-		for k := range c.idx {
+		for k := range c.len() {
 			t := c.task(k)
 			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
 		}
@@ -651,7 +671,7 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
-	conns := min(p.cfg.IMAPConns, len(tasks.idx))
+	conns := min(p.cfg.IMAPConns, tasks.len())
 	for i := 0; i < conns; i++ {
 		conn := &imapConn{ep: p.m.IMAP}
 		defer conn.close()
@@ -702,7 +722,7 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 // but every message already requested is still handed on, so that all that
 // was retrieved gets recorded and the session can end with QUIT.
 func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs chan<- *job) error {
-	if len(tasks.idx) == 0 {
+	if tasks.len() == 0 {
 		return nil
 	}
 	next := 0 // replies come in the order of the commands
@@ -735,11 +755,11 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs cha
 	// The RETRs go out in runs of retrChunk, so that the message numbers
 	// of a large maildrop are never all in one slice; the window drains
 	// once per run, a round trip in thousands of messages.
-	nums := make([]int, 0, min(len(tasks.idx), retrChunk))
-	for start := 0; start < len(tasks.idx) && !stopping && ctx.Err() == nil; start += retrChunk {
+	nums := make([]int, 0, min(tasks.len(), retrChunk))
+	for start := 0; start < tasks.len() && !stopping && ctx.Err() == nil; start += retrChunk {
 		nums = nums[:0]
-		for _, i := range tasks.idx[start:min(start+retrChunk, len(tasks.idx))] {
-			nums = append(nums, int(tasks.l.recs[i].num))
+		for k := start; k < min(start+retrChunk, tasks.len()); k++ {
+			nums = append(nums, int(tasks.l.recs[tasks.index(k)].num))
 		}
 		if err := p.pc.RetrAll(nums, p.cfg.Window, retrieve); err != nil {
 			return err

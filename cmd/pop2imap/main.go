@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -32,7 +33,18 @@ Exit codes: 0 done; 1 error; 2 bad usage; 3 finished, but some messages were
 left on the POP3 server; 130 interrupted.
 `
 
+// gcPercent is the garbage collector's target unless GOGC says otherwise.
+// What pop2imap keeps in memory in bulk, the listing of a large maildrop
+// and the messages in flight, holds no pointers, so collecting at 25%
+// growth instead of Go's default 100% costs little CPU and keeps peak
+// memory close to what is live: for a million messages, the difference is
+// some 30 MB.
+const gcPercent = 25
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// A second signal means "stop now": the journal is consistent at

@@ -64,6 +64,9 @@ func (s *Server) config(ports []int) string {
 	p("mail_fsync = always")
 	// Pipelined and parallel tests open more than the default 10.
 	p("mail_max_userip_connections = 100")
+	// A POP3 session over a million messages needs more than the default
+	// 256 MB of address space (bench/run.sh -scale).
+	p("default_vsz_limit = 2G")
 	p("pop3_uidl_format = %%08Xu%%08Xv")
 	p("namespace inbox {")
 	p("  inbox = yes")
