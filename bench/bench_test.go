@@ -428,6 +428,7 @@ func (b *bench) fetchDigests(name string) digestSet {
 type runResult struct {
 	wall   time.Duration
 	rssKiB int64
+	cpu    time.Duration // user and system time
 }
 
 // migrate runs the pop2imap binary under /usr/bin/time -v from src to a
@@ -476,7 +477,7 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 		tc(b.t, "del", 0)
 	}
 	tv, _ := os.ReadFile(timeFile)
-	res := runResult{wall: wall, rssKiB: parseMaxRSS(string(tv))}
+	res := runResult{wall: wall, rssKiB: parseMaxRSS(string(tv)), cpu: parseCPU(string(tv))}
 	if !b.cfg.noVerify {
 		got := b.fetchDigests(dst)
 		if missing, extra := want.equal(got); missing != 0 || extra != 0 {
@@ -484,6 +485,22 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 		}
 	}
 	return res
+}
+
+// parseCPU returns the user and system time that /usr/bin/time -v reports.
+// On a shared machine it varies much less than the wall time.
+func parseCPU(s string) time.Duration {
+	var cpu time.Duration
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		for _, prefix := range []string{"User time (seconds): ", "System time (seconds): "} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				cpu += time.Duration(f * float64(time.Second))
+			}
+		}
+	}
+	return cpu
 }
 
 func parseMaxRSS(s string) int64 {
@@ -576,21 +593,22 @@ func (b *bench) runSize(n int) {
 	}
 	limit := max(drain, sink)
 
-	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | ratio | msgs/s | MB/s | peak RSS MiB | ms/msg |")
-	b.printf("|---|---|---|---|---|---|---|---|---|---|")
+	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | ratio | msgs/s | MB/s | peak RSS MiB | CPU s | ms/msg |")
+	b.printf("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, rtt := range b.cfg.rtts {
-		var walls []time.Duration
+		var walls, cpus []time.Duration
 		var rss []int64
 		for r := 0; r < b.cfg.reps; r++ {
 			res := b.migrate(src, rtt, want)
 			walls = append(walls, res.wall)
+			cpus = append(cpus, res.cpu)
 			rss = append(rss, res.rssKiB)
 		}
 		w := median(walls)
-		b.printf("| %d | %d | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %.0f | %.1f | %.1f (max %.1f) | %.2f |",
+		b.printf("| %d | %d | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %.0f | %.1f | %.1f (max %.1f) | %.2f | %.2f |",
 			n, rtt, drain.Seconds(), sink.Seconds(), bestK, w.Seconds(), fmtDurs(walls),
 			w.Seconds()/limit.Seconds(), float64(n)/w.Seconds(), float64(total)/1e6/w.Seconds(),
-			float64(medianInt(rss))/1024, float64(slices.Max(rss))/1024, w.Seconds()*1000/float64(n))
+			float64(medianInt(rss))/1024, float64(slices.Max(rss))/1024, median(cpus).Seconds(), w.Seconds()*1000/float64(n))
 	}
 }
 
