@@ -112,7 +112,7 @@ func (srv *scriptedIMAP) dial(t *testing.T) *appendConn {
 
 func memSpool(t *testing.T, b []byte) *spool {
 	t.Helper()
-	sp, err := spoolMessage(bytes.NewReader(b), 1<<20, t.TempDir())
+	sp, err := spoolMessage(bytes.NewReader(b), 0, 1<<20, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -786,7 +786,7 @@ func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 	// body far larger than that is a server gone wrong, and spooling it
 	// would fill the disk.
 	limit := t.size + max(t.size, 1<<20)
-	sp, err := spoolMessage(io.LimitReader(body, limit+1), p.cfg.SpoolThreshold, p.cfg.TempDir)
+	sp, err := spoolMessage(io.LimitReader(body, limit+1), t.size, p.cfg.SpoolThreshold, p.cfg.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: RETR %d: %w", t.num, err)
 	}

@@ -29,9 +29,14 @@ type spool struct {
 }
 
 // spoolMessage copies r into a new spool, hashing the bytes as they pass. The
-// caller must Close the spool.
-func spoolMessage(r io.Reader, threshold int64, dir string) (*spool, error) {
+// caller must Close the spool. hint is the size the server announced, or 0:
+// a message expected to stay in memory gets its buffer in one allocation
+// instead of a series of doublings, which halves the garbage per message.
+func spoolMessage(r io.Reader, hint, threshold int64, dir string) (*spool, error) {
 	sp := &spool{}
+	if hint > 0 && hint <= threshold {
+		sp.mem = make([]byte, 0, min(hint+1024, threshold))
+	}
 	sum := sha256.New()
 	norm := newCRLFHasher()
 	w := &spoolWriter{sp: sp, threshold: threshold, dir: dir}

@@ -44,7 +44,7 @@ func TestSpoolHashesAndThreshold(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// One byte at a time, so a CR and its LF land in different writes.
-			sp, err := spoolMessage(iotest.OneByteReader(bytes.NewReader(tt.data)), 4096, t.TempDir())
+			sp, err := spoolMessage(iotest.OneByteReader(bytes.NewReader(tt.data)), int64(len(tt.data)), 4096, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
