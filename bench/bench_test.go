@@ -203,19 +203,7 @@ func dovecotVersion() string {
 // the file size). It returns the total bytes. The user must have been added
 // with newSource, so that its mail is Maildir.
 func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
-	md := b.d.MailDir(b.t, name)
-	if filepath.Base(md) != "Maildir" {
-		b.t.Fatalf("seeding %s: its mail is in %s, not in a Maildir", name, md)
-	}
-	for _, sub := range []string{"", "cur", "new", "tmp"} {
-		p := filepath.Join(md, sub)
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			b.t.Fatal(err)
-		}
-		if err := os.Chown(p, b.uid, b.gid); err != nil {
-			b.t.Fatal(err)
-		}
-	}
+	md := b.makeMaildir(name)
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
@@ -262,6 +250,26 @@ func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
 	// not pay for it in its fsyncs.
 	syscall.Sync()
 	return total.Load()
+}
+
+// makeMaildir creates user's Maildir and its subdirectories, owned by the
+// mail user, and returns its path. The user must have been added with
+// newSource.
+func (b *bench) makeMaildir(name string) string {
+	md := b.d.MailDir(b.t, name)
+	if filepath.Base(md) != "Maildir" {
+		b.t.Fatalf("seeding %s: its mail is in %s, not in a Maildir", name, md)
+	}
+	for _, sub := range []string{"", "cur", "new", "tmp"} {
+		p := filepath.Join(md, sub)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			b.t.Fatal(err)
+		}
+		if err := os.Chown(p, b.uid, b.gid); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return md
 }
 
 // digestSet is a multiset of SHA-256 sums.

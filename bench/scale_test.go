@@ -127,16 +127,7 @@ func (b *bench) runScale(args []string, src, dst, journal string) runResult {
 // Maildir/cur, named so that Dovecot need not read them to list them, and
 // returns their total size.
 func (b *bench) seedTiny(name string, n int) int64 {
-	md := b.d.MailDir(b.t, name)
-	for _, sub := range []string{"", "cur", "new", "tmp"} {
-		p := filepath.Join(md, sub)
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			b.t.Fatal(err)
-		}
-		if err := os.Chown(p, b.uid, b.gid); err != nil {
-			b.t.Fatal(err)
-		}
-	}
+	md := b.makeMaildir(name)
 	var total, next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)

@@ -37,22 +37,29 @@ func (g *gatedFile) Sync() error {
 	return g.File.Sync()
 }
 
+// openGated opens a journal whose first fsync, once armed, waits for n
+// writes.
+func openGated(t *testing.T, path string, n int32) (j *Journal, writes, syncs *atomic.Int32, armed *atomic.Bool) {
+	t.Helper()
+	writes, syncs, armed = new(atomic.Int32), new(atomic.Int32), new(atomic.Bool)
+	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
+		if f.Name() != path {
+			return f
+		}
+		return &gatedFile{File: f, writes: writes, syncs: syncs, armed: armed, want: n}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, writes, syncs, armed
+}
+
 // TestGroupCommit: steps recorded concurrently share fsyncs, and all of them
 // are on disk afterwards.
 func TestGroupCommit(t *testing.T) {
 	const n = 8
 	path := filepath.Join(t.TempDir(), "j")
-	var writes, syncs atomic.Int32
-	var armed atomic.Bool
-	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
-		if f.Name() != path {
-			return f
-		}
-		return &gatedFile{File: f, writes: &writes, syncs: &syncs, armed: &armed, want: n}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, writes, syncs, armed := openGated(t, path, n)
 	var ids []uint64
 	for i := 0; i < n; i++ {
 		id, err := j.BeginAppend(Entry{UIDL: "u", ListSize: int64(i)})
@@ -81,10 +88,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("%d fsyncs for %d concurrent records, want 2", got, n)
 	}
 	j.Close()
-	j, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j = mustOpen(t, path)
 	defer j.Close()
 	for _, e := range entries(t, j) {
 		if e.Step != Appended || e.UID != uint32(e.ID) {
@@ -99,17 +103,7 @@ func TestGroupCommit(t *testing.T) {
 func TestGroupCommitBeginAppend(t *testing.T) {
 	const n = 8
 	path := filepath.Join(t.TempDir(), "j")
-	var writes, syncs atomic.Int32
-	var armed atomic.Bool
-	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File {
-		if f.Name() != path {
-			return f
-		}
-		return &gatedFile{File: f, writes: &writes, syncs: &syncs, armed: &armed, want: n}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, writes, syncs, armed := openGated(t, path, n)
 	writes.Store(0)
 	armed.Store(true)
 	var wg sync.WaitGroup
