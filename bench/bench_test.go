@@ -205,39 +205,49 @@ func dovecotVersion() string {
 func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
 	md := b.makeMaildir(name)
 	var total atomic.Int64
+	b.seed(name, len(specs), 2, func(i int) error {
+		tmp := filepath.Join(md, "tmp", fmt.Sprintf("seed%d", i))
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		size, err := corpus.Write(f, b.cfg.seed, specs[i])
+		f.Close()
+		if err == nil {
+			err = os.Chown(tmp, b.uid, b.gid)
+		}
+		if err == nil {
+			// Dovecot orders new mail by file name: keep corpus order.
+			base := fmt.Sprintf("%d.M%06dP1.bench,S=%d,W=%d:2,", 1700000000+i, i, size, size)
+			err = os.Rename(tmp, filepath.Join(md, "cur", base))
+		}
+		total.Add(size)
+		return err
+	})
+	return total.Load()
+}
+
+// seed calls write for message 0 to n-1 from the given number of
+// goroutines, fails the test at the first error, and then writes the
+// seeded mail back, so that the first measurement does not pay for it in
+// its fsyncs.
+func (b *bench) seed(name string, n, workers int, write func(i int) error) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	errs := make(chan error, 2)
-	for w := 0; w < 2; w++ {
+	errs := make(chan error, workers)
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(specs) {
+				if i >= n {
 					return
 				}
-				tmp := filepath.Join(md, "tmp", fmt.Sprintf("seed%d", i))
-				f, err := os.Create(tmp)
-				if err != nil {
+				if err := write(i); err != nil {
 					errs <- err
 					return
 				}
-				size, err := corpus.Write(f, b.cfg.seed, specs[i])
-				f.Close()
-				if err == nil {
-					err = os.Chown(tmp, b.uid, b.gid)
-				}
-				if err == nil {
-					// Dovecot orders new mail by file name: keep corpus order.
-					base := fmt.Sprintf("%d.M%06dP1.bench,S=%d,W=%d:2,", 1700000000+i, i, size, size)
-					err = os.Rename(tmp, filepath.Join(md, "cur", base))
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				total.Add(size)
 			}
 		}()
 	}
@@ -246,10 +256,7 @@ func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
 	if err := <-errs; err != nil {
 		b.t.Fatalf("seeding %s: %v", name, err)
 	}
-	// Write the seeded mail back now, so that the first measurement does
-	// not pay for it in its fsyncs.
 	syscall.Sync()
-	return total.Load()
 }
 
 // makeMaildir creates user's Maildir and its subdirectories, owned by the

@@ -6,9 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,38 +126,17 @@ func (b *bench) runScale(args []string, src, dst, journal string) runResult {
 // returns their total size.
 func (b *bench) seedTiny(name string, n int) int64 {
 	md := b.makeMaildir(name)
-	var total, next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				msg := fmt.Sprintf("Message-ID: <%d@scale.example>\r\nSubject: message %d\r\n\r\nbody %d\r\n", i, i, i)
-				base := fmt.Sprintf("%d.M%07dP1.scale,S=%d,W=%d:2,", 1700000000+i, i, len(msg), len(msg))
-				p := filepath.Join(md, "cur", base)
-				err := os.WriteFile(p, []byte(msg), 0o600)
-				if err == nil {
-					err = os.Chown(p, b.uid, b.gid)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				total.Add(int64(len(msg)))
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.t.Fatalf("seeding %s: %v", name, err)
-	}
-	syscall.Sync()
+	var total atomic.Int64
+	b.seed(name, n, 4, func(i int) error {
+		msg := fmt.Sprintf("Message-ID: <%d@scale.example>\r\nSubject: message %d\r\n\r\nbody %d\r\n", i, i, i)
+		base := fmt.Sprintf("%d.M%07dP1.scale,S=%d,W=%d:2,", 1700000000+i, i, len(msg), len(msg))
+		p := filepath.Join(md, "cur", base)
+		err := os.WriteFile(p, []byte(msg), 0o600)
+		if err == nil {
+			err = os.Chown(p, b.uid, b.gid)
+		}
+		total.Add(int64(len(msg)))
+		return err
+	})
 	return total.Load()
 }

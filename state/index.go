@@ -255,7 +255,7 @@ func (x *index) add(uidl string, r *row) error {
 			return err
 		}
 	}
-	return x.insert(x.slots, x.nslots, maphash.String(x.seed, uidl), n)
+	return insertSlot(x.slots, x.nslots, maphash.String(x.seed, uidl), n)
 }
 
 // probeSlots is how many slots a probe reads with one system call. The
@@ -282,8 +282,8 @@ func probe(f *os.File, size int64, h uint64, fn func(i int64, slot []byte) bool)
 	}
 }
 
-// insert puts row n under hash h into the table f of size slots.
-func (x *index) insert(f *os.File, size int64, h uint64, n int64) error {
+// insertSlot puts row n under hash h into the table f of size slots.
+func insertSlot(f *os.File, size int64, h uint64, n int64) error {
 	i, err := probe(f, size, h, func(int64, []byte) bool { return false })
 	if err != nil {
 		return err
@@ -313,7 +313,7 @@ func (x *index) grow() error {
 		}
 		for b := buf; len(b) > 0; b = b[slotSize:] {
 			if n := binary.LittleEndian.Uint64(b[8:]); n != 0 {
-				if err := x.insert(f, size, binary.LittleEndian.Uint64(b), int64(n-1)); err != nil {
+				if err := insertSlot(f, size, binary.LittleEndian.Uint64(b), int64(n-1)); err != nil {
 					f.Close()
 					return err
 				}
