@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/pop3"
 )
 
@@ -93,7 +94,7 @@ func (ep *Endpoint) usesOAuth2() bool { return ep.OAuth2 || ep.Auth.OAuth2() }
 // mechanism.
 func (ep *Endpoint) checkMech(proto string) error {
 	if ep.OAuth2 && ep.Auth != AuthAuto && !ep.Auth.OAuth2() {
-		return fmt.Errorf("%s login mechanism %s takes a password, not an OAuth2 access token", proto, ep.Auth)
+		return errkind.Wrap(errkind.Config, fmt.Errorf("%s login mechanism %s takes a password, not an OAuth2 access token", proto, ep.Auth))
 	}
 	return nil
 }
@@ -125,7 +126,7 @@ func choosePOP3Mech(ep *Endpoint, caps *pop3.Capabilities, timestamp string) (Au
 	m := ep.Auth
 	switch {
 	case m == AuthAPOP && timestamp == "":
-		return "", errors.New("the server's greeting has no APOP timestamp, so it does not offer APOP; choose another --pop3-auth")
+		return "", errkind.Wrap(errkind.Config, errors.New("the server's greeting has no APOP timestamp, so it does not offer APOP; choose another --pop3-auth"))
 	case m != AuthAuto:
 		// A forced mechanism is tried even when CAPA does not list it:
 		// some servers offer more than they announce.
@@ -179,7 +180,8 @@ func chooseIMAPMech(ep *Endpoint, caps imap.CapSet) (AuthMech, error) {
 
 // ErrLoginDisabled is returned, wrapped, when an IMAP server says
 // LOGINDISABLED and offers no other way to log in with a password.
-var ErrLoginDisabled = errors.New("the IMAP server does not accept a password login on this connection (LOGINDISABLED)")
+var ErrLoginDisabled error = &errkind.Error{Kind: errkind.Config,
+	Err: errors.New("the IMAP server does not accept a password login on this connection (LOGINDISABLED)")}
 
 func loginDisabled(ep *Endpoint) error {
 	if ep.TLS == TLSNone {

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/pop3"
 )
 
@@ -115,7 +116,8 @@ func (ep *Endpoint) tlsConfig() *tls.Config {
 
 // ErrInsecureAuth is returned, wrapped, when a password would travel
 // unencrypted to a host that is not on this machine.
-var ErrInsecureAuth = errors.New("refusing to send a password over an unencrypted connection to a non-loopback host")
+var ErrInsecureAuth error = &errkind.Error{Kind: errkind.Config,
+	Err: errors.New("refusing to send a password over an unencrypted connection to a non-loopback host")}
 
 // CheckAuthAllowed is the gate for unencrypted logins: only loopback hosts,
 // unless the user said otherwise or forced APOP, which sends only a digest.

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -186,29 +187,12 @@ func (m *Migrator) emit(e Event) {
 	}
 }
 
-// isTemporary reports whether a failed session is worth retrying as a whole.
+// isTemporary reports whether a failed session is worth retrying as a whole,
+// within seconds. An unreachable host, a failed handshake or a broken
+// password command will not mend itself within a few retries; a login the
+// server refused "for now", or a connection lost in the middle, may.
 func isTemporary(err error) bool {
-	var perr *pop3.Error
-	if errors.As(err, &perr) {
-		return perr.Temporary()
-	}
-	var aerr *AuthError
-	if errors.As(err, &aerr) || errors.Is(err, ErrOverQuota) || errors.Is(err, ErrInsecureAuth) {
-		return false
-	}
-	var cerr *ConnectError
-	if errors.As(err, &cerr) {
-		// An unreachable host, a failed handshake or a broken password
-		// command will not mend itself within a few retries; a login the
-		// server refused "for now" may.
-		return cerr.Temporary()
-	}
-	var jerr *JournalError
-	var oerr *OversizeError
-	if errors.As(err, &jerr) || errors.As(err, &oerr) {
-		return false
-	}
-	return isNetError(err)
+	return errkind.Of(err).Retryable()
 }
 
 // OversizeError is a message whose body ran far past the size LIST gave

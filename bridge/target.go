@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -27,7 +28,7 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // ErrOverQuota stops a run: no further message can be stored until the user
 // frees space in the IMAP account.
-var ErrOverQuota = errors.New("the IMAP account is over its quota")
+var ErrOverQuota error = &errkind.Error{Kind: errkind.Quota, Err: errors.New("the IMAP account is over its quota")}
 
 // classifyAppendError sorts an APPEND failure into what the pipeline does
 // next. certain reports whether the server answered, so that the message is

@@ -72,6 +72,7 @@ journal = "dovecot.journal"
 // empties the maildrop, the metrics count it, the stop is clean, and a
 // restart copies nothing again.
 func TestDovecotBridge(t *testing.T) {
+	allowShortIntervals(t)
 	d := dovecottest.Start(t)
 	d.AddUser(t, "bsrc", "pop-pass-bsrc")
 	d.AddUser(t, "bdst", "imap-pass-bdst")
@@ -121,7 +122,7 @@ func TestDovecotBridge(t *testing.T) {
 }
 
 // TestDovecotBridgeLive is the by-hand demonstration: the built binary with
-// a 5s interval, real signals, and curl on the metrics. It runs only with
+// a 30s interval, real signals, and curl on the metrics. It runs only with
 // POP2IMAP_BRIDGE_LIVE=1; run it with -v to see the log and the metrics:
 //
 //	POP2IMAP_BRIDGE_LIVE=1 go test -v -run TestDovecotBridgeLive ./cmd/pop2imap
@@ -129,11 +130,11 @@ func TestDovecotBridgeLive(t *testing.T) {
 	if os.Getenv("POP2IMAP_BRIDGE_LIVE") != "1" {
 		t.Skip("set POP2IMAP_BRIDGE_LIVE=1 to run the live demonstration")
 	}
-	const interval = 5 * time.Second
+	const interval = 30 * time.Second // the floor the bridge allows
 	d := dovecottest.Start(t)
 	d.AddUser(t, "lsrc", "pop-pass-lsrc")
 	d.AddUser(t, "ldst", "imap-pass-ldst")
-	cfg := dovecotBridgeConfig(t, d, "lsrc", "ldst", "5s", `delete = "7d"`)
+	cfg := dovecotBridgeConfig(t, d, "lsrc", "ldst", "30s", `delete = "7d"`)
 	bin := buildBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

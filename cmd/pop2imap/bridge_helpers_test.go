@@ -232,3 +232,11 @@ func httpGet(t *testing.T, url string) (int, string) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
+
+// allowShortIntervals lifts the interval floor for a test that watches
+// several cycles in milliseconds.
+func allowShortIntervals(t *testing.T) {
+	old := minInterval
+	minInterval = 0
+	t.Cleanup(func() { minInterval = old })
+}

@@ -60,6 +60,7 @@ name = "x"
 // what is there, then each message injected later, exactly once; the
 // metrics and /healthz on 127.0.0.1 show it; cancelling (SIGTERM) exits 0.
 func TestBridgeForwardsNewMail(t *testing.T) {
+	allowShortIntervals(t)
 	e := newBridgeEnv(t, 3)
 	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
 	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
@@ -108,6 +109,7 @@ func TestBridgeForwardsNewMail(t *testing.T) {
 // retrieved. The bridge finishes it, records it, exits 0; a restart copies
 // the rest and nothing twice.
 func TestBridgeSIGTERMMidMessage(t *testing.T) {
+	allowShortIntervals(t)
 	e := newBridgeEnv(t, 6)
 	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
 	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
@@ -158,6 +160,7 @@ func TestBridgeSIGTERMMidMessage(t *testing.T) {
 // the unchanged one alone. One account with a wrong password runs beside
 // a healthy one all along.
 func TestBridgeReload(t *testing.T) {
+	allowShortIntervals(t)
 	a, b := newBridgeEnv(t, 2), newBridgeEnv(t, 1)
 	broken := strings.Replace(b.accountTOML("broken", "X", ""), filepath.Join(b.dir, "pop3.pass"), filepath.Join(b.dir, "imap.pass"), 1)
 	cfg := filepath.Join(t.TempDir(), "bridge.toml")

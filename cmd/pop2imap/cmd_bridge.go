@@ -19,6 +19,10 @@ import (
 	"github.com/pop2imap/pop2imap/state"
 )
 
+// minInterval is the floor under --interval and the file's intervals unless
+// --once; tests that watch several cycles lower it.
+var minInterval = service.MinInterval
+
 // bridgeOptions holds the flags of `pop2imap bridge`.
 type bridgeOptions struct {
 	connOptions
@@ -113,12 +117,20 @@ func parseBridgeFlags(args []string, stderr io.Writer) (*bridgeOptions, error) {
 		return nil, usageErrorf("--delete-after must be positive, e.g. 7d or 36h")
 	case o.Interval <= 0:
 		return nil, usageErrorf("--interval must be positive")
+	case o.Interval < minInterval && !o.Once:
+		return nil, usageErrorf("--interval %s is below the floor of %s, which keeps the bridge from hammering the server (use --once for a single cycle)",
+			service.FormatDuration(o.Interval), service.FormatDuration(minInterval))
 	case o.MaxBackoff <= 0:
 		return nil, usageErrorf("--max-backoff must be positive")
 	case o.HealthIntervals < 1:
 		return nil, usageErrorf("--health-intervals must be 1 or more")
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return nil, usageErrorf("--log-format must be text or json")
+	}
+	if o.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9465", o.MetricsAddr), err: err}
+		}
 	}
 	if o.Config != "" {
 		// With a file, each account says these itself; a flag beside it
@@ -148,24 +160,33 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 	if err != nil {
 		return err
 	}
-	accounts, err := o.accounts()
+	accounts, warnings, err := o.accounts()
 	if err != nil {
 		return err
 	}
+	for _, a := range accounts {
+		if err := checkJournalPath(journalSetting(o, a), a.Journal); err != nil && o.Check {
+			warnings = append(warnings, err.Error()+"; check it where the service runs")
+		} else if err != nil {
+			return err
+		}
+	}
 	if o.Check {
 		printAccounts(stdout, accounts)
+		for _, w := range warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
 		return nil
 	}
 	svc := service.New(service.Options{Logger: logger, HealthIntervals: o.HealthIntervals})
 
-	if o.Once {
-		return onceResult(svc.RunOnce(ctx, accounts))
-	}
-
+	// The metrics address is taken before the first cycle, with --once
+	// too, so that a wrong one fails at once rather than after a cycle.
 	if o.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", o.MetricsAddr)
 		if err != nil {
-			return fmt.Errorf("--metrics-addr: %w", err)
+			return &settingError{setting: "--metrics-addr", err: err,
+				hint: "choose a free HOST:PORT on this machine, e.g. 127.0.0.1:9465"}
 		}
 		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
@@ -175,6 +196,10 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 			srv.Shutdown(shutdownCtx)
 		}()
 		logger.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+	}
+
+	if o.Once {
+		return onceResult(svc.RunOnce(ctx, accounts))
 	}
 
 	svc.Apply(ctx, accounts)
@@ -188,7 +213,7 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 				logger.Warn("SIGHUP ignored: there is no --config to reload")
 				continue
 			}
-			next, err := o.accounts()
+			next, _, err := o.accounts()
 			if err != nil {
 				logger.Error("reload failed; the running configuration stays", "err", err)
 				continue
@@ -204,28 +229,35 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 }
 
 // accounts reads the config file, or builds the one account of the flags.
-func (o *bridgeOptions) accounts() ([]service.Account, error) {
-	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline}
+// With --check, the password references of the file that cannot be resolved
+// here come back as warnings.
+func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
+	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline,
+		MinInterval: minInterval}
+	if o.Once {
+		def.MinInterval = 0
+	}
+	def.CheckOnly = o.Check
 	if o.Config != "" {
 		cfg, err := service.LoadConfig(o.Config, def)
 		if err != nil {
-			return nil, &usageError{msg: err.Error(), err: err}
+			return nil, nil, &usageError{msg: err.Error(), err: err}
 		}
-		return cfg.Accounts, nil
+		return cfg.Accounts, cfg.Warnings, nil
 	}
 	pop3Secret, imapSecret, err := o.secrets()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pop3, imap, err := o.endpoints(pop3Secret, imapSecret)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	journal := o.State
 	if journal == "" {
 		journal, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
 		if err != nil {
-			return nil, fmt.Errorf("finding the state directory: %w (set --state)", err)
+			return nil, nil, fmt.Errorf("finding the state directory: %w (set --state)", err)
 		}
 	}
 	return []service.Account{{
@@ -238,7 +270,15 @@ func (o *bridgeOptions) accounts() ([]service.Account, error) {
 		Journal:  journal,
 		Baseline: o.Baseline,
 		Policy:   service.Policy{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Jitter: service.DefaultJitter},
-	}}, nil
+	}}, nil, nil
+}
+
+// journalSetting names where an account's journal path was set, for errors.
+func journalSetting(o *bridgeOptions, a service.Account) string {
+	if o.Config != "" {
+		return fmt.Sprintf("account %q: journal %s", a.Name, a.Journal)
+	}
+	return "--state"
 }
 
 func printAccounts(w io.Writer, accounts []service.Account) {

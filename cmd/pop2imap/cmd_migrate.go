@@ -62,7 +62,7 @@ func (o *connOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.TLSServerName, "tls-server-name", "", "verify certificates against `NAME` (for servers reached by IP address)")
 	fs.BoolVar(&o.AllowInsecureAuth, "allow-insecure-auth", false, "allow sending passwords unencrypted to hosts other than loopback")
 	fs.StringVar(&o.Folder, "folder", "INBOX", "target IMAP `FOLDER`, created if missing")
-	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "deadline for each command on the wire")
+	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "deadline for each command on the wire (0: one minute)")
 }
 
 // AddFlags registers the flags of migrate on fs.
@@ -128,6 +128,9 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 			return nil, nil, usageErrorf("missing %s", req.flag)
 		}
 	}
+	if o.Timeout < 0 {
+		return nil, nil, usageErrorf("--timeout must not be negative (0 means the default of one minute)")
+	}
 	pop3TLS, err := bridge.ParseTLSMode(o.POP3TLS)
 	if err != nil {
 		return nil, nil, usageErrorf("--pop3-tls: %v", err)
@@ -185,9 +188,13 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	if o.IMAPConns < 1 || o.IMAPConns > bridge.MaxIMAPConns {
 		return usageErrorf("--imap-conns must be between 1 and %d", bridge.MaxIMAPConns)
 	}
-	if o.Limit < 0 || o.Window < 1 {
-		return usageErrorf("--limit must be 0 or more and --pop3-window 1 or more")
+	if o.Limit < 0 {
+		return usageErrorf("--limit must be 0 (all) or more")
 	}
+	if o.Window < 1 {
+		return usageErrorf("--pop3-window must be 1 or more")
+	}
+
 	logger, err := newLogger(o.LogFormat, o.Verbose, stderr)
 	if err != nil {
 		return err
@@ -201,6 +208,16 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		journalPath, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
 		if err != nil {
 			return fmt.Errorf("finding the state directory: %w (set --state)", err)
+		}
+	}
+	// Every output path is checked before anything connects, so that a
+	// typo fails at once instead of after the whole mailbox was copied.
+	if err := checkJournalPath("--state", journalPath); err != nil {
+		return err
+	}
+	if o.Report != "" {
+		if err := checkOutputFile("--report", o.Report); err != nil {
+			return err
 		}
 	}
 	var journal *state.Journal

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/service"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
@@ -31,12 +31,26 @@ type usageError struct {
 	err error  // the cause, if any
 }
 
-func (e *usageError) Error() string { return e.msg }
-func (e *usageError) Unwrap() error { return e.err }
+func (e *usageError) Error() string           { return e.msg }
+func (e *usageError) Unwrap() error           { return e.err }
+func (e *usageError) ErrorKind() errkind.Kind { return errkind.Usage }
 
 func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// settingError is a setting that can never work as given, found before or
+// while connecting: a path that cannot be written, an address that cannot
+// be listened on. It carries the advice that fits it.
+type settingError struct {
+	setting string // the flag or key, e.g. "--report"
+	hint    string // what to do about it
+	err     error
+}
+
+func (e *settingError) Error() string           { return e.setting + ": " + e.err.Error() }
+func (e *settingError) Unwrap() error           { return e.err }
+func (e *settingError) ErrorKind() errkind.Kind { return errkind.Config }
 
 // errLeftBehind ends a run that finished but could not copy some messages.
 type errLeftBehind struct{ n int64 }
@@ -45,16 +59,17 @@ func (e *errLeftBehind) Error() string {
 	return fmt.Sprintf("%d messages were refused by the IMAP server and left on the POP3 server; see the log or --report for which and why", e.n)
 }
 
+// exitCode maps an error to the documented exit code by its kind: the
+// user's mistakes (usage and settings) exit 2.
 func exitCode(err error) int {
-	var ue *usageError
 	var lb *errLeftBehind
-	switch {
+	switch k := errkind.Of(err); {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, bridge.ErrInsecureAuth):
-		return exitUsage
-	case errors.Is(err, context.Canceled):
+	case k == errkind.Canceled:
 		return exitInterrupted
+	case k.UserError():
+		return exitUsage
 	case errors.As(err, &lb):
 		return exitLeftBehind
 	}
@@ -66,6 +81,7 @@ func exitCode(err error) int {
 func explain(err error) string {
 	var (
 		ue     *usageError
+		se     *settingError
 		lb     *errLeftBehind
 		auth   *bridge.AuthError
 		conn   *bridge.ConnectError
@@ -89,7 +105,9 @@ func explain(err error) string {
 		hint = "run 'pop2imap " + ue.cmd + " --help' for the flags"
 	case errors.As(err, &ue):
 		hint = "run 'pop2imap help' for the commands"
-	case errors.Is(err, context.Canceled):
+	case errors.As(err, &se):
+		hint = se.hint
+	case errkind.Of(err) == errkind.Canceled:
 		return "pop2imap: interrupted; the journal is consistent, so rerun the same command to continue"
 	case errors.As(err, &lb):
 		hint = "rerun after fixing the cause; messages already copied are skipped"
@@ -134,9 +152,33 @@ func explain(err error) string {
 	case errors.As(err, &conn) && conn.Op == "dial":
 		hint = "check the host and port, and the --pop3-tls/--imap-tls mode (implicit uses 995/993, the others 110/143)"
 	default:
-		hint = "rerun the same command to continue: progress is saved in the journal"
+		hint = kindHint(errkind.Of(err))
 	}
 	return "pop2imap: " + err.Error() + "; " + hint
+}
+
+// kindHint is the advice for an error that no more particular case above
+// explains. Only a failure that a rerun can mend is told to rerun.
+func kindHint(k errkind.Kind) string {
+	switch k {
+	case errkind.Config:
+		return "fix the setting named above, then rerun"
+	case errkind.Usage:
+		return "run 'pop2imap help' for the commands"
+	case errkind.Auth:
+		return "check the user name and the password"
+	case errkind.TLS:
+		return "check the server's certificate and the --pop3-tls/--imap-tls mode"
+	case errkind.Unreachable:
+		return "check the host and port"
+	case errkind.Protocol:
+		return "the server does not follow the protocol; tell its administrator (mail already copied stays recorded)"
+	case errkind.Journal:
+		return "nothing unrecorded was deleted; fix the state directory, then rerun"
+	case errkind.InUse, errkind.LoginDelay, errkind.Throttled:
+		return "the server refused for now; wait a while and rerun"
+	}
+	return "rerun the same command to continue: progress is saved in the journal"
 }
 
 func upper(proto string) string {

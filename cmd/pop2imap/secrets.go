@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/errkind"
 )
 
 // secretSource says where one password or OAuth2 access token comes from.
@@ -48,11 +49,11 @@ func (s secretSource) resolve() (bridge.SecretFunc, error) {
 	case s.file != "":
 		b, err := os.ReadFile(s.file)
 		if err != nil {
-			return nil, fmt.Errorf("reading the %s: %w", s.what, err)
+			return nil, errkind.Wrap(errkind.Config, fmt.Errorf("reading the %s: %w", s.what, err))
 		}
 		secret := firstLine(b)
 		if secret == "" {
-			return nil, fmt.Errorf("the %s file %s is empty", s.what, s.file)
+			return nil, errkind.Wrap(errkind.Config, fmt.Errorf("the %s file %s is empty", s.what, s.file))
 		}
 		return constSecret(secret), nil
 	case os.Getenv(s.envVar) != "":

@@ -56,7 +56,7 @@ func TestFailuresKeepSecrets(t *testing.T) {
 		{"wrong IMAP password from a command",
 			map[string]string{"POP2IMAP_POP3_PASSWORD": testPOP3Pass}, nil, map[string]string{"--imap-password-cmd": "echo " + wrongIMAP}, exitError},
 		{"password command that prints the password and then fails",
-			map[string]string{"POP2IMAP_POP3_PASSWORD": testPOP3Pass}, nil, map[string]string{"--imap-password-cmd": "echo " + testIMAPPass + "; exit 3"}, exitError},
+			map[string]string{"POP2IMAP_POP3_PASSWORD": testPOP3Pass}, nil, map[string]string{"--imap-password-cmd": "echo " + testIMAPPass + "; exit 3"}, exitUsage},
 		{"wrong POP3 password from a file, right IMAP password from a command",
 			nil, map[string]string{"--pop3-password-file": wrongPOP3 + "\n"}, map[string]string{"--imap-password-cmd": "printf '%s\\n' " + testIMAPPass}, exitError},
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -75,12 +76,30 @@ type Defaults struct {
 	Timeout    time.Duration
 	// Baseline applies --baseline to every account.
 	Baseline bool
+	// MinInterval is the shortest interval an account may have; a shorter
+	// one is refused, so that a typo cannot make the bridge hammer a
+	// server. 0 means no floor (for a single cycle, where the interval is
+	// never waited).
+	MinInterval time.Duration
+	// CheckOnly loads the file for --check, which usually runs outside the
+	// service: a password reference that cannot be resolved here (a
+	// systemd credential, a variable the unit sets, a file only the
+	// service user may read) becomes a warning in Config.Warnings instead
+	// of an error, and everything else is still checked.
+	CheckOnly bool
 }
+
+// MinInterval is the floor the bridge puts under every account's interval,
+// unless it runs a single cycle.
+const MinInterval = 30 * time.Second
 
 // Config is a loaded configuration file.
 type Config struct {
 	Path     string
 	Accounts []Account
+	// Warnings are the password references that could not be resolved
+	// when Defaults.CheckOnly was set, one line each.
+	Warnings []string
 }
 
 // ConfigError is a configuration file that cannot be used, with the file
@@ -184,7 +203,11 @@ func LoadConfig(path string, def Defaults) (*Config, error) {
 		if label == "" {
 			label = fmt.Sprintf("#%d", i+1)
 		}
-		acct, err := ac.resolve(top, baseDir)
+		var warnings *[]string
+		if def.CheckOnly {
+			warnings = &cfg.Warnings
+		}
+		acct, err := ac.resolve(top, baseDir, label, warnings)
 		if err != nil {
 			return nil, &ConfigError{Path: path, Account: label, Err: err}
 		}
@@ -201,7 +224,7 @@ func LoadConfig(path string, def Defaults) (*Config, error) {
 	return cfg, nil
 }
 
-func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error) {
+func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *[]string) (*Account, error) {
 	if !validName.MatchString(ac.Name) {
 		return nil, fmt.Errorf("name = %q: want 1 to 64 of A-Z a-z 0-9 . _ @ + -, starting with a letter or digit", ac.Name)
 	}
@@ -218,15 +241,26 @@ func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error)
 	if interval < 0 || maxBackoff < 0 || timeout < 0 {
 		return nil, errors.New("interval, max_backoff and timeout must not be negative")
 	}
+	if interval < def.MinInterval {
+		return nil, fmt.Errorf("interval = %q is below the floor of %s, which keeps the bridge from hammering the server (use --once for a single cycle)",
+			FormatDuration(interval), FormatDuration(def.MinInterval))
+	}
+	if interval == 0 {
+		interval = DefaultInterval // what the scheduler would use; --check shows it
+	}
 	deleteNow, deleteAfter, err := ParseDeletePolicy(ac.Delete)
 	if err != nil {
 		return nil, err
 	}
-	pop3, err := ac.POP3.endpoint("pop3", 995, 110, timeout, baseDir)
+	warn := func(msg string) { *warnings = append(*warnings, fmt.Sprintf("account %q: %s", label, msg)) }
+	if warnings == nil {
+		warn = nil
+	}
+	pop3, err := ac.POP3.endpoint("pop3", 995, 110, timeout, baseDir, warn)
 	if err != nil {
 		return nil, err
 	}
-	imap, err := ac.IMAP.endpoint("imap", 993, 143, timeout, baseDir)
+	imap, err := ac.IMAP.endpoint("imap", 993, 143, timeout, baseDir, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -272,8 +306,10 @@ func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error)
 	}, nil
 }
 
-// endpoint builds the endpoint of one side of an account.
-func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout time.Duration, baseDir string) (*bridge.Endpoint, error) {
+// endpoint builds the endpoint of one side of an account. With warn set, a
+// password reference that cannot be resolved is passed to warn, and the
+// endpoint's secret returns that error at login.
+func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout time.Duration, baseDir string, warn func(string)) (*bridge.Endpoint, error) {
 	if sc.Server == "" {
 		return nil, fmt.Errorf("%s.server is missing", proto)
 	}
@@ -304,7 +340,10 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 		return nil, fmt.Errorf("%s.password: %v", proto, err)
 	}
 	secret, err := ref.resolve(baseDir)
-	if err != nil {
+	if err != nil && warn != nil {
+		warn(fmt.Sprintf("%s.password: %v; not resolvable here, so check it where the service runs", proto, err))
+		secret = func(context.Context) (string, error) { return "", err }
+	} else if err != nil {
 		return nil, fmt.Errorf("%s.password: %v", proto, err)
 	}
 	tlsConfig := &tls.Config{ServerName: sc.TLSServerName}

@@ -136,8 +136,8 @@ func TestTemporaryBackoff(t *testing.T) {
 	defer ld.close()
 	for i, want := range []time.Duration{30 * time.Second, time.Minute} {
 		r := ld.cycle(context.Background())
-		if r.Kind != KindTemporary || r.Backoff != want {
-			t.Fatalf("unreachable, failure %d: kind %q, backoff %v; want temporary, %v (err: %v)", i+1, r.Kind, r.Backoff, want, r.Err)
+		if r.Kind != KindUnreachable || r.Backoff != want {
+			t.Fatalf("unreachable, failure %d: kind %q, backoff %v; want unreachable, %v (err: %v)", i+1, r.Kind, r.Backoff, want, r.Err)
 		}
 	}
 }

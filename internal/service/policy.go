@@ -1,14 +1,9 @@
 package service
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"time"
 
-	"github.com/pop2imap/pop2imap/bridge"
-	"github.com/pop2imap/pop2imap/pop3"
-	"github.com/pop2imap/pop2imap/state"
+	"github.com/pop2imap/pop2imap/internal/errkind"
 )
 
 // Defaults of a Policy's zero fields.
@@ -61,80 +56,36 @@ func (p Policy) withDefaults() Policy {
 }
 
 // ErrorKind sorts a failed cycle by what the scheduler does about it. It is
-// also the "kind" label of the errors metric.
-type ErrorKind string
+// also the "kind" label of the errors metric. Package errkind decides it.
+type ErrorKind = errkind.Kind
 
+// The kinds the scheduler tells apart; errkind documents each.
 const (
-	// KindNone is a cycle that succeeded.
-	KindNone ErrorKind = ""
-	// KindTemporary is a failure that usually mends itself: a dropped or
-	// refused connection, a timeout, [SYS/TEMP], an IMAP server that is
-	// unavailable.
-	KindTemporary ErrorKind = "temporary"
-	// KindInUse is POP3 [IN-USE]: another session holds the mailbox.
-	KindInUse ErrorKind = "in-use"
-	// KindLoginDelay is POP3 [LOGIN-DELAY]: we logged in too soon.
-	KindLoginDelay ErrorKind = "login-delay"
-	// KindAuth is a login the server refused.
-	KindAuth ErrorKind = "auth"
-	// KindTLS is a certificate that does not verify.
-	KindTLS ErrorKind = "tls"
-	// KindQuota is an IMAP account over its quota.
-	KindQuota ErrorKind = "quota"
-	// KindJournal is a journal that cannot be opened or written.
-	KindJournal ErrorKind = "journal"
-	// KindConfig is a setting that can never work (a password that would
-	// go unencrypted, a password command that fails).
-	KindConfig ErrorKind = "config"
+	KindNone        = errkind.None
+	KindTemporary   = errkind.Temporary
+	KindThrottled   = errkind.Throttled
+	KindInUse       = errkind.InUse
+	KindLoginDelay  = errkind.LoginDelay
+	KindUnreachable = errkind.Unreachable
+	KindAuth        = errkind.Auth
+	KindTLS         = errkind.TLS
+	KindQuota       = errkind.Quota
+	KindJournal     = errkind.Journal
+	KindProtocol    = errkind.Protocol
+	KindConfig      = errkind.Config
+	KindUsage       = errkind.Usage
+	KindUnknown     = errkind.Unknown
+	KindCanceled    = errkind.Canceled
 )
 
-// Persistent reports whether the failure needs a person: retrying the same
-// thing soon will not help, so the scheduler waits longer from the start.
-func (k ErrorKind) Persistent() bool {
-	switch k {
-	case KindAuth, KindTLS, KindQuota, KindJournal, KindConfig:
-		return true
-	}
-	return false
-}
-
-// Classify sorts a cycle's error. It looks at types through the chain of
-// wrapped errors, never at the text.
+// Classify sorts a cycle's error. An error no type explains counts as
+// temporary: the scheduler retries it soon rather than give up.
 func Classify(err error) ErrorKind {
-	if err == nil {
-		return KindNone
+	k := errkind.Of(err)
+	if k == errkind.Unknown {
+		return KindTemporary
 	}
-	var (
-		perr   *pop3.Error
-		aerr   *bridge.AuthError
-		cerr   *bridge.ConnectError
-		jerr   *bridge.JournalError
-		lerr   *state.LockedError
-		corr   *state.CorruptError
-		uaerr  x509.UnknownAuthorityError
-		hnerr  x509.HostnameError
-		cierr  x509.CertificateInvalidError
-		tlsver *tls.CertificateVerificationError
-	)
-	switch {
-	case errors.As(err, &perr) && perr.Code == "LOGIN-DELAY":
-		return KindLoginDelay
-	case errors.As(err, &perr) && perr.Code == "IN-USE":
-		return KindInUse
-	case errors.As(err, &aerr):
-		return KindAuth
-	case errors.Is(err, bridge.ErrOverQuota):
-		return KindQuota
-	case errors.As(err, &jerr), errors.As(err, &lerr), errors.As(err, &corr):
-		return KindJournal
-	case errors.As(err, &uaerr), errors.As(err, &hnerr), errors.As(err, &cierr), errors.As(err, &tlsver):
-		return KindTLS
-	case errors.Is(err, bridge.ErrInsecureAuth):
-		return KindConfig
-	case errors.As(err, &cerr) && cerr.Op == "password":
-		return KindConfig
-	}
-	return KindTemporary
+	return k
 }
 
 // Backoff returns the wait before the next cycle, without jitter, after a

@@ -95,7 +95,10 @@ func TestClassify(t *testing.T) {
 		{&bridge.ConnectError{Proto: "imap", Op: "tls", Err: x509.UnknownAuthorityError{}}, KindTLS},
 		{&bridge.ConnectError{Proto: "pop3", Op: "login", Err: bridge.ErrInsecureAuth}, KindConfig},
 		{&bridge.ConnectError{Proto: "pop3", Op: "password", Err: errors.New("command failed")}, KindConfig},
-		{&bridge.ConnectError{Proto: "pop3", Op: "dial", Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}, KindTemporary},
+		{&bridge.ConnectError{Proto: "imap", Op: "access token", Err: errors.New("token command failed")}, KindConfig},
+		{&bridge.ConnectError{Proto: "pop3", Op: "dial", Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}, KindUnreachable},
+		{&bridge.ConnectError{Proto: "pop3", Op: "dial", Err: context.Canceled}, KindCanceled},
+		{errors.New("something no type explains"), KindTemporary},
 		{context.DeadlineExceeded, KindTemporary},
 	}
 	for _, tt := range tests {
