@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rerunAdvice is the hint that only a failure a rerun can mend may carry.
+const rerunAdvice = "rerun the same command to continue"
+
+// TestAdviceFitsTheError: each mistake a rerun cannot mend exits 2 with
+// advice that fits it, never "rerun the same command to continue". The
+// servers are unreachable (port 1), so a case that got past the early
+// checks would fail with a dial error and exit 1 instead.
+func TestAdviceFitsTheError(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.pass")
+	os.WriteFile(empty, nil, 0o600)
+	aFile := filepath.Join(dir, "a-file")
+	os.WriteFile(aFile, []byte("x"), 0o600)
+	conn := []string{"--pop3", "127.0.0.1:1", "--pop3-user", "a", "--imap", "127.0.0.1:1", "--imap-user", "b",
+		"--pop3-tls", "none", "--imap-tls", "none"}
+	migrate := append([]string{"migrate", "--progress", "never", "--state", filepath.Join(dir, "j")}, conn...)
+	tests := []struct {
+		name string
+		args []string
+		want string // in the one line, cause or hint
+	}{
+		{"missing password file", append(migrate, "--pop3-password-file", filepath.Join(dir, "nope")), "no such file"},
+		{"empty password file", append(migrate, "--pop3-password-file", empty), "is empty"},
+		{"--state is a directory", append(append([]string{"migrate", "--progress", "never"}, conn...), "--state", dir), "is a directory"},
+		{"--state under a file", append(append([]string{"migrate", "--progress", "never"}, conn...), "--state", filepath.Join(aFile, "j")), "is not a directory"},
+		{"--report into a missing directory", append(migrate, "--report", filepath.Join(dir, "missing", "r.json")), "create the directory first"},
+		{"--report is a directory", append(migrate, "--report", dir), "is a directory"},
+		{"negative --timeout", append(migrate, "--timeout", "-1s"), "--timeout must not be negative"},
+		{"bridge --metrics-addr nonsense", append(append([]string{"bridge", "--once", "--state", filepath.Join(dir, "b")}, conn...), "--metrics-addr", "nonsense"), "want HOST:PORT"},
+		{"bridge --state is a directory", append([]string{"bridge", "--once", "--state", dir}, conn...), "is a directory"},
+		{"bridge --interval below the floor", append(append([]string{"bridge", "--check", "--state", filepath.Join(dir, "b")}, conn...), "--interval", "1s"), "below the floor of 30s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+			t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) || strings.Contains(stderr, rerunAdvice) {
+				t.Errorf("stderr %q: want %q and not %q", stderr, tt.want, rerunAdvice)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+				t.Errorf("%d lines on stderr, want one: %q", n+1, stderr)
+			}
+		})
+	}
+}
+
+// TestFailingSecretCommandIsConfig: a password or OAuth2 token command
+// that fails or prints nothing is the user's to fix in every command: exit
+// 2, and the advice is to run it by hand.
+func TestFailingSecretCommandIsConfig(t *testing.T) {
+	e := newCLIEnv(t)
+	conn := e.args[1:]
+	for _, cmd := range []string{"migrate", "verify", "bridge"} {
+		for _, secret := range [][]string{
+			{"--imap-password-cmd", "exit 3"},
+			{"--imap-password-cmd", "true"},
+			{"--imap-oauth2-token-cmd", "exit 3"},
+			{"--pop3-oauth2-token-cmd", "true"},
+		} {
+			t.Run(cmd+" "+strings.Join(secret, " "), func(t *testing.T) {
+				t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+				t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+				args := append([]string{cmd}, conn...)
+				switch cmd {
+				case "verify":
+					args = dropFlag(args, "--progress")
+				case "bridge":
+					args = append(dropFlag(args, "--progress"), "--once")
+				}
+				code, _, stderr := runCLI(t, append(args, secret...)...)
+				if code != exitUsage || !strings.Contains(stderr, "run the password or token command by hand") {
+					t.Errorf("exit %d, stderr %q; want exit 2 and advice to run the command by hand", code, stderr)
+				}
+			})
+		}
+	}
+}
+
+// dropFlag removes a flag and its value from args.
+func dropFlag(args []string, flag string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == flag {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// TestLimitMessage: --limit -1 names --limit alone.
+func TestLimitMessage(t *testing.T) {
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	code, _, stderr := runCLI(t, "migrate", "--pop3", "127.0.0.1:1", "--pop3-user", "a", "--imap", "127.0.0.1:1", "--imap-user", "b", "--limit", "-1")
+	if code != exitUsage || !strings.Contains(stderr, "--limit") || strings.Contains(stderr, "--pop3-window") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming --limit only", code, stderr)
+	}
+}
+
+// TestBridgeOnceBrokenMetricsAddr: --once takes the metrics address too,
+// so an address in use fails at once with exit 2 rather than being ignored.
+func TestBridgeOnceBrokenMetricsAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	e := newBridgeEnv(t, 1)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	code, _, stderr := runCLI(t, append(append([]string{"bridge", "--once"}, e.flags("INBOX")...), "--metrics-addr", ln.Addr().String())...)
+	if code != exitUsage || !strings.Contains(stderr, "--metrics-addr") || strings.Contains(stderr, rerunAdvice) {
+		t.Errorf("exit %d, stderr %q; want exit 2 about --metrics-addr", code, stderr)
+	}
+	if got := len(e.imap.Messages("INBOX")); got != 0 {
+		t.Errorf("%d messages copied before the metrics address was checked", got)
+	}
+}
+
+// TestBridgeIntervalFloor: an interval below the floor is refused in the
+// file as on the command line, by --check and by a run alike; "0s" is
+// refused by both too, rather than passing --check and running with 5m;
+// --once needs no floor.
+func TestBridgeIntervalFloor(t *testing.T) {
+	e := newBridgeEnv(t, 0)
+	cfg := filepath.Join(e.dir, "bridge.toml")
+	for _, interval := range []string{"1ms", "0s", "29s"} {
+		os.WriteFile(cfg, []byte("interval = \""+interval+"\"\n"+e.accountTOML("a", "A", "")), 0o600)
+		for _, mode := range []string{"--check", "--verbose"} {
+			t.Run(interval+" "+mode, func(t *testing.T) {
+				// A run that got past the check would go on until
+				// stopped: stop it after a while, and it exits 0.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				var stdout, stderrb bytes.Buffer
+				code := run(ctx, []string{"bridge", "--config", cfg, mode}, &stdout, &stderrb)
+				stderr := stderrb.String()
+				if code != exitUsage || !strings.Contains(stderr, "below the floor") {
+					t.Errorf("exit %d, stderr %q; want exit 2 about the floor", code, stderr)
+				}
+			})
+		}
+	}
+	os.WriteFile(cfg, []byte("interval = \"1ms\"\n"+e.accountTOML("a", "A", "")), 0o600)
+	if code, _, stderr := runCLI(t, "bridge", "--config", cfg, "--once"); code != exitOK {
+		t.Errorf("--once with a short interval: exit %d, stderr %q", code, stderr)
+	}
+	os.WriteFile(cfg, []byte("interval = \"30s\"\n"+e.accountTOML("a", "A", "")), 0o600)
+	if code, stdout, stderr := runCLI(t, "bridge", "--config", cfg, "--check"); code != exitOK || !strings.Contains(stdout, "interval 30s") {
+		t.Errorf("30s: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestCheckOutsideTheService: --check where CREDENTIALS_DIRECTORY is not
+// set reports the credential it cannot read as a warning, checks the
+// rest, and exits 0; a mistake elsewhere still fails.
+func TestCheckOutsideTheService(t *testing.T) {
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bridge.toml")
+	account := `[[account]]
+name = "home"
+journal = "` + filepath.Join(dir, "home.journal") + `"
+  [account.pop3]
+  server = "pop.example.com"
+  user = "me"
+  password = { credential = "pop3-home" }
+  [account.imap]
+  server = "imap.example.com"
+  user = "me@example.com"
+  password = { file = "${CREDENTIALS_DIRECTORY}/imap-home" }
+`
+	os.WriteFile(cfg, []byte(account), 0o600)
+	code, stdout, stderr := runCLI(t, "bridge", "--config", cfg, "--check")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"home\n", `warning: account "home": pop3.password: credential "pop3-home"`, `warning: account "home": imap.password:`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	os.WriteFile(cfg, []byte(strings.Replace(account, `server = "pop.example.com"`, `server = "pop.example.com"`+"\n  tls = \"sometimes\"", 1)), 0o600)
+	if code, _, stderr := runCLI(t, "bridge", "--config", cfg, "--check"); code != exitUsage || !strings.Contains(stderr, "pop3.tls") {
+		t.Errorf("a bad tls mode beside the credentials: exit %d, stderr %q", code, stderr)
+	}
+	// A run, unlike --check, needs its secrets.
+	os.WriteFile(cfg, []byte(account), 0o600)
+	if code, _, stderr := runCLI(t, "bridge", "--config", cfg, "--once"); code != exitUsage || !strings.Contains(stderr, "CREDENTIALS_DIRECTORY") {
+		t.Errorf("a run without credentials: exit %d, stderr %q", code, stderr)
+	}
+}
