@@ -98,6 +98,8 @@ func connectAppendConn(ctx context.Context, ep *Endpoint) (*appendConn, error) {
 			return nil, fail("tls", err)
 		}
 		conn = tc
+	} else {
+		conn = newGreetingConn(conn, "imap", ep.Addr)
 	}
 	c := &appendConn{conn: conn}
 	c.setConn(conn)
@@ -105,7 +107,7 @@ func connectAppendConn(ctx context.Context, ep *Endpoint) (*appendConn, error) {
 	caps, err := c.greeting()
 	if err != nil {
 		conn.Close()
-		return nil, fail("greeting", err)
+		return nil, fail("greeting", greetingError(conn, err))
 	}
 	if ep.TLS == TLSStartTLS {
 		// As in connectIMAP, STARTTLS is sent whatever the greeting said.

@@ -310,10 +310,12 @@ func connectPOP3(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
 			return nil, &ConnectError{Proto: "pop3", Addr: ep.Addr, Op: "tls", Err: err}
 		}
 		conn = tc
+	} else {
+		conn = newGreetingConn(conn, "pop3", ep.Addr)
 	}
 	c, err := pop3.NewClient(conn, &pop3.Options{Timeout: ep.timeout()})
 	if err != nil {
-		return nil, &ConnectError{Proto: "pop3", Addr: ep.Addr, Op: "greeting", Err: err}
+		return nil, &ConnectError{Proto: "pop3", Addr: ep.Addr, Op: "greeting", Err: greetingError(conn, err)}
 	}
 	if ep.TLS == TLSStartTLS {
 		cfg := ep.tlsConfig()
@@ -398,6 +400,14 @@ func connectIMAP(ctx context.Context, ep *Endpoint) (*imapclient.Client, error) 
 		return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "dial", Err: err}
 	}
 	opts := &imapclient.Options{TLSConfig: ep.tlsConfig()}
+	if ep.TLS != TLSImplicit {
+		gc := newGreetingConn(conn, "imap", ep.Addr)
+		if err := gc.probe(ep.timeout()); err != nil {
+			conn.Close()
+			return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "greeting", Err: greetingError(gc, err)}
+		}
+		conn = gc
+	}
 	var c *imapclient.Client
 	switch ep.TLS {
 	case TLSImplicit:
@@ -413,6 +423,10 @@ func connectIMAP(ctx context.Context, ep *Endpoint) (*imapclient.Client, error) 
 		// go on in plain text.
 		conn.SetDeadline(time.Now().Add(ep.timeout()))
 		c, err = imapclient.NewStartTLS(conn, opts)
+		if perr := greetingError(conn, nil); perr != nil {
+			conn.Close()
+			return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "greeting", Err: perr}
+		}
 		if err != nil {
 			conn.Close()
 			return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "tls", Err: describeTLSError(err, opts.TLSConfig.ServerName)}
@@ -423,7 +437,7 @@ func connectIMAP(ctx context.Context, ep *Endpoint) (*imapclient.Client, error) 
 	}
 	if err := withDeadline(c, ep.timeout(), c.WaitGreeting); err != nil {
 		c.Close()
-		return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "greeting", Err: err}
+		return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "greeting", Err: greetingError(conn, err)}
 	}
 	return c, nil
 }
@@ -564,7 +578,7 @@ func describeTLSError(err error, host string) error {
 	var why string
 	switch {
 	case errors.As(err, &rec):
-		why = fmt.Sprintf("%s did not answer with TLS (is this a plain-text port? implicit TLS is usually on 995/993, starttls and none on 110/143)", host)
+		why = fmt.Sprintf("%s did not answer with TLS: this port speaks plain text", host)
 	case errors.As(err, &alrt):
 		why = fmt.Sprintf("%s refused the TLS handshake: %v", host, err)
 	case errors.As(err, &ua):

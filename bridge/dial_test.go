@@ -244,7 +244,7 @@ func TestTLSFailuresAreExplained(t *testing.T) {
 		{"unknown CA", serverTLS, &tls.Config{}, []string{"127.0.0.1", "unknown authority", "pop2imap test CA"}, &x509.UnknownAuthorityError{}},
 		{"wrong name", serverTLS, &tls.Config{RootCAs: clientTLS.RootCAs, ServerName: "mail.example.com"}, []string{"mail.example.com", "does not match the name"}, &x509.HostnameError{}},
 		{"expired", expiredTLS, clientTLS, []string{"127.0.0.1", "expired", "clock"}, &x509.CertificateInvalidError{}},
-		{"not TLS", nil, clientTLS, []string{"did not answer with TLS", "110/143"}, &tls.RecordHeaderError{}},
+		{"not TLS", nil, clientTLS, []string{"did not answer with TLS", "plain text"}, &tls.RecordHeaderError{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg.Store(tt.server)

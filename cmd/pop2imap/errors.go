@@ -96,6 +96,8 @@ func explain(err error) string {
 		cfgErr *service.ConfigError
 		vm     *verifyMismatchError
 		ierr   *imap.Error
+		tpe    *bridge.TLSPortError
+		rec    tls.RecordHeaderError
 	)
 	hint := ""
 	switch {
@@ -147,6 +149,10 @@ func explain(err error) string {
 		hint = "the server refused or did not answer for now; wait a while and rerun"
 	case errors.As(err, &conn) && conn.Op == "greeting":
 		hint = fmt.Sprintf("the server does not speak %s as expected there: check the host, the port and --%s-tls", upper(conn.Proto), conn.Proto)
+	case errors.As(err, &tpe):
+		hint = fmt.Sprintf("or keep --%s-tls and connect to the plain-text port (%s)", tpe.Proto, plainPort(tpe.Proto))
+	case errors.As(err, &conn) && conn.Op == "tls" && errors.As(err, &rec):
+		hint = fmt.Sprintf("use --%s-tls starttls (or none) on this port, or connect to the implicit-TLS port (%s)", conn.Proto, tlsPort(conn.Proto))
 	case errors.As(err, &conn) && conn.Op == "tls":
 		hint = "check --pop3-tls/--imap-tls and the port (implicit uses 995/993, the others 110/143)"
 	case errors.As(err, &conn) && conn.Op == "dial":
@@ -179,6 +185,20 @@ func kindHint(k errkind.Kind) string {
 		return "the server refused for now; wait a while and rerun"
 	}
 	return "rerun the same command to continue: progress is saved in the journal"
+}
+
+func plainPort(proto string) string {
+	if proto == "imap" {
+		return "143"
+	}
+	return "110"
+}
+
+func tlsPort(proto string) string {
+	if proto == "imap" {
+		return "993"
+	}
+	return "995"
 }
 
 func upper(proto string) string {

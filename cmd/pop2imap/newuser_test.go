@@ -209,3 +209,23 @@ journal = "` + filepath.Join(dir, "home.journal") + `"
 		t.Errorf("a run without credentials: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestTLSToPlainPortNamesTheFixOnce: implicit TLS against a plain-text
+// port names the flag that fixes it, and gives the port hint once.
+func TestTLSToPlainPortNamesTheFixOnce(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	args := append(dropFlag(e.args, "--pop3-tls"), "--pop3-tls", "implicit")
+	code, _, stderr := runCLI(t, args...)
+	if code == exitOK || !strings.Contains(stderr, "--pop3-tls starttls") {
+		t.Fatalf("exit %d, stderr %q; want a failure naming --pop3-tls starttls", code, stderr)
+	}
+	line := stderr[strings.LastIndex(strings.TrimSpace(stderr), "\n")+1:]
+	if n := strings.Count(line, "995"); n != 1 {
+		t.Errorf("the port hint appears %d times: %q", n, line)
+	}
+	if strings.Contains(line, rerunAdvice) {
+		t.Errorf("%q advises a rerun", line)
+	}
+}
