@@ -248,6 +248,10 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer ic.Close()
+	// --folder takes / between levels, whatever the server uses.
+	if cfg.Folder, err = resolveFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
+		return err
+	}
 
 	pl, err := m.plan(l)
 	if err != nil {

@@ -75,13 +75,8 @@ func ensureFolder(c *imapclient.Client, folder string, timeout time.Duration) (c
 	if err != nil || exists {
 		return false, err
 	}
-	err = withDeadline(c, timeout, c.Create(folder, nil).Wait)
-	var ierr *imap.Error
-	if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("imap: CREATE %q: %w", folder, err)
+	if err := createFolder(c, folder, timeout); err != nil {
+		return false, err
 	}
 	return true, nil
 }
