@@ -112,6 +112,10 @@ type Stats struct {
 	Bytes       atomic.Int64 // bytes retrieved and appended in this run
 	Retries     atomic.Int64 // temporary failures retried
 	Baselined   atomic.Int64 // recorded as done without copying (Baseline)
+	// LoginDelay is the shortest time between logins that the POP3
+	// server announced with LOGIN-DELAY (RFC 2449), in nanoseconds; 0 when
+	// it announced none.
+	LoginDelay atomic.Int64
 }
 
 // EventKind says what happened to a message.
@@ -173,7 +177,7 @@ func (m *Migrator) Run(ctx context.Context) error {
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Err: err})
 		select {
-		case <-time.After(delay):
+		case <-time.After(max(delay, time.Duration(m.Stats.LoginDelay.Load()))):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -237,6 +241,11 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		}
 	}()
 
+	// After login CAPA tells this account's LOGIN-DELAY; the scheduler
+	// never logs in more often than that.
+	if caps, err := pc.Capabilities(); err == nil {
+		m.Stats.LoginDelay.Store(int64(caps.MinLoginInterval()))
+	}
 	l, err := listMailbox(pc)
 	if err != nil {
 		return err

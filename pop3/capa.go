@@ -1,6 +1,10 @@
 package pop3
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Capabilities is the server's CAPA reply (RFC 2449).
 type Capabilities struct {
@@ -86,4 +90,19 @@ func (caps *Capabilities) clone() *Capabilities {
 		c.Raw[k] = append([]string{}, v...)
 	}
 	return &c
+}
+
+// MinLoginInterval is the LOGIN-DELAY the server announces (RFC 2449): the
+// shortest time it allows between two logins of the account, or 0 when it
+// announces none or an unreadable one.
+func (c *Capabilities) MinLoginInterval() time.Duration {
+	fields := strings.Fields(c.LoginDelay)
+	if len(fields) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(fields[0], 10, 31)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }

@@ -79,6 +79,10 @@ type Config struct {
 	// the APOP command accept the MD5 digest of that timestamp followed by
 	// this secret.
 	APOPSecret string
+
+	// LoginDelay, when set, is announced as "LOGIN-DELAY <LoginDelay>" in
+	// CAPA after login (RFC 2449), e.g. "900".
+	LoginDelay string
 }
 
 // Fault makes the server misbehave when a command matches it.

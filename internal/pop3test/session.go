@@ -314,6 +314,9 @@ func (ss *session) capa() result {
 	if ss.srv.cfg.TLSConfig != nil && !ss.inTLS && !ss.authed {
 		b.WriteString("STLS\r\n")
 	}
+	if ss.srv.cfg.LoginDelay != "" && ss.authed {
+		b.WriteString("LOGIN-DELAY " + ss.srv.cfg.LoginDelay + "\r\n")
+	}
 	b.WriteString("IMPLEMENTATION pop3test\r\n")
 	b.WriteString(".\r\n")
 	return result{reply: []byte(b.String())}

@@ -109,7 +109,15 @@ type mailbox struct {
 
 func newMailbox(t *testing.T, initial int) *mailbox {
 	t.Helper()
-	pop, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: popPass})
+	return newMailboxWith(t, initial, pop3test.Config{})
+}
+
+// newMailboxWith is newMailbox with a POP3 server configured by cfg; the
+// credentials are set here.
+func newMailboxWith(t *testing.T, initial int, cfg pop3test.Config) *mailbox {
+	t.Helper()
+	cfg.Username, cfg.Password = "alice", popPass
+	pop, err := pop3test.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

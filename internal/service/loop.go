@@ -43,6 +43,9 @@ type accountLoop struct {
 	// Account.Baseline no longer applies.
 	succeeded bool
 	status    *accountStatus
+	// loginDelay is the server's LOGIN-DELAY when it is longer than the
+	// interval: no cycle starts sooner after the last one began.
+	loginDelay time.Duration
 }
 
 func newLoop(s *Service, acct Account) *accountLoop {
@@ -128,8 +131,14 @@ func (l *accountLoop) cycle(ctx context.Context) Report {
 		l.failures++
 	}
 	r.Failures = l.failures
-	r.Backoff = l.acct.Policy.Backoff(r.Kind, l.failures)
+	l.noteLoginDelay(time.Duration(stats.LoginDelay.Load()))
+	r.Backoff = max(l.acct.Policy.Backoff(r.Kind, l.failures), l.loginDelay)
 	r.Next = l.acct.Policy.jittered(r.Backoff, l.svc.opts.Rand())
+	if l.loginDelay > 0 {
+		// Jitter may shorten the wait, but never below what the server
+		// allows; the cycle's own duration only adds to the gap.
+		r.Next = max(r.Next, l.loginDelay)
+	}
 	next := clock.Now().Add(r.Next)
 	l.status.update(&r)
 	l.svc.metrics.schedule(l.acct.Name, &r, next)
@@ -146,6 +155,27 @@ func (l *accountLoop) cycle(ctx context.Context) Report {
 	}
 	l.report(r)
 	return r
+}
+
+// noteLoginDelay takes the LOGIN-DELAY a cycle read from the server (0 when
+// it announced none or the cycle did not get that far, which keeps the last
+// one known), and logs once each time it raises the interval.
+func (l *accountLoop) noteLoginDelay(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	effective := time.Duration(0)
+	if d > l.acct.Policy.Interval {
+		effective = d
+	}
+	if effective == l.loginDelay {
+		return
+	}
+	l.loginDelay = effective
+	if effective > 0 {
+		l.log.Warn("the POP3 server allows a login only every LOGIN-DELAY; the interval is raised to it",
+			"login_delay", effective, "interval", l.acct.Policy.Interval)
+	}
 }
 
 // roundForLog keeps a wait readable: whole seconds, or milliseconds below
