@@ -31,6 +31,9 @@ type connOptions struct {
 	Timeout                           time.Duration
 }
 
+// defaultPOP3Window is the RETR window of migrate and verify alike.
+const defaultPOP3Window = 64
+
 // migrateOptions holds the flags of `pop2imap migrate`.
 type migrateOptions struct {
 	connOptions
@@ -78,7 +81,7 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
-	fs.IntVar(&o.Window, "pop3-window", 64, "RETR commands in flight when the POP3 server allows pipelining")
+	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
 }
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -238,9 +241,14 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		},
 		POP3: pop3, IMAP: imap, Journal: journal, Stats: stats,
 	}
+	plan := &dryRunPlan{}
 	m.OnEvent = func(e bridge.Event) {
 		logEvent(logger, e)
 		rep.add(e)
+		if e.Kind == bridge.EventWouldDelete {
+			plan.deletes.Add(1)
+			plan.deleteBytes.Add(e.Size)
+		}
 		if o.DryRun && (e.Kind == bridge.EventWouldCopy || e.Kind == bridge.EventWouldDelete) {
 			fmt.Fprintf(stdout, "%s\t%d\t%s\t%d bytes\n", e.Kind, e.Number, e.UIDL, e.Size)
 		}
@@ -257,7 +265,11 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	if runErr == nil && stats.LeftBehind.Load() > 0 {
 		runErr = &errLeftBehind{stats.LeftBehind.Load()}
 	}
-	printSummary(stdout, stats, elapsed, o.DryRun)
+	// A run that failed before it changed anything has nothing to sum
+	// up; the error line says what happened.
+	if runErr == nil || copiedCount(stats)+stats.Deleted.Load() > 0 {
+		printSummary(stdout, stats, elapsed, o.DryRun, plan)
+	}
 	if o.Report != "" {
 		if err := rep.write(o.Report, stats, elapsed, runErr); err != nil {
 			logger.Error("could not write the report", "file", o.Report, "err", err)

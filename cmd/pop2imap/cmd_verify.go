@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,9 +18,10 @@ import (
 // verifyOptions holds the flags of `pop2imap verify`.
 type verifyOptions struct {
 	connOptions
-	Quick  bool
-	State  string
-	Window int
+	Quick               bool
+	State, Report       string
+	Progress, LogFormat string
+	Window              int
 }
 
 // AddFlags registers the flags of verify on fs.
@@ -27,7 +29,12 @@ func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
 	o.connOptions.AddFlags(fs)
 	fs.BoolVar(&o.Quick, "quick", false, "trust the journal and the sizes instead of comparing every byte (retrieves nothing)")
 	fs.StringVar(&o.State, "state", "", "journal `FILE` to read (default: the one migrate uses for this account pair)")
-	fs.IntVar(&o.Window, "pop3-window", 16, "RETR commands in flight when the POP3 server allows pipelining")
+	fs.StringVar(&o.Report, "report", "", "write a JSON summary, with every message not identical, to `FILE`")
+	fs.StringVar(&o.Progress, "progress", "auto", "progress: auto (a bar on a terminal, else a log line every 5s), always or never")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
+	// verify only reads: the folder is never created.
+	fs.Lookup("folder").Usage = "IMAP `FOLDER` to check (it is only read, never created)"
 }
 
 // verifyMismatchError ends a verify run that found messages missing,
@@ -66,6 +73,18 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	if o.Window < 1 {
 		return usageErrorf("--pop3-window must be 1 or more")
 	}
+	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
+		return usageErrorf("--progress must be auto, always or never")
+	}
+	logger, err := newLogger(o.LogFormat, false, stderr)
+	if err != nil {
+		return err
+	}
+	if o.Report != "" {
+		if err := checkOutputFile("--report", o.Report); err != nil {
+			return err
+		}
+	}
 	pop3Secret, imapSecret, err := o.secrets()
 	if err != nil {
 		return err
@@ -94,20 +113,34 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		return usageErrorf("--state: %v", statErr)
 	}
 
+	rep := newVerifyReport(&o, journalPath)
+	counts := &verifyCounts{}
 	v := &bridge.Verifier{
 		POP3: pop3, IMAP: imap, Folder: o.Folder, Journal: journal,
 		Quick: o.Quick, Window: o.Window, Timeout: o.Timeout,
-		OnResult: func(r bridge.VerifyResult) { fmt.Fprintln(stdout, verifyLine(r)) },
+		OnResult: func(r bridge.VerifyResult) {
+			counts.add(r)
+			rep.add(r)
+			fmt.Fprintln(stdout, verifyLine(r))
+		},
 	}
+	start := time.Now()
+	prog := startVerifyProgress(o.Progress, counts, stderr, logger)
 	stats, runErr := v.Run(ctx)
+	prog.stop()
 	printVerifySummary(stdout, stats, o.Folder, o.Quick, journal != nil)
-	if runErr != nil {
-		return runErr
+	if runErr == nil && !stats.OK() {
+		runErr = &verifyMismatchError{stats}
 	}
-	if !stats.OK() {
-		return &verifyMismatchError{stats}
+	if o.Report != "" {
+		if err := rep.write(o.Report, stats, time.Since(start), runErr); err != nil {
+			logger.Error("could not write the report", "file", o.Report, "err", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
 	}
-	return nil
+	return runErr
 }
 
 // verifyLine renders one verdict: the mark, the UIDL, then a tab and what

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // rerunAdvice is the hint that only a failure a rerun can mend may carry.
@@ -227,5 +231,92 @@ func TestTLSToPlainPortNamesTheFixOnce(t *testing.T) {
 	}
 	if strings.Contains(line, rerunAdvice) {
 		t.Errorf("%q advises a rerun", line)
+	}
+}
+
+// TestSummaryOnlyWhenSomethingHappened: a run that fails before copying
+// anything prints no zero-filled Summary; a dry run with --delete says how
+// many messages and bytes it would delete, and the bytes it would copy.
+func TestSummaryOnlyWhenSomethingHappened(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", "wrong")
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	code, stdout, _ := runCLI(t, e.args...)
+	if code != exitError || strings.Contains(stdout, "Summary") {
+		t.Errorf("failed login: exit %d, stdout %q; want exit 1 and no summary", code, stdout)
+	}
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	code, stdout, stderr := runCLI(t, append(e.args, "--dry-run", "--delete")...)
+	if code != exitOK {
+		t.Fatalf("dry run: exit %d: %s", code, stderr)
+	}
+	var total int64
+	for _, m := range e.pop.Messages() {
+		total += int64(len(m.Data))
+	}
+	for _, want := range []string{fmt.Sprintf("Would delete:  %d (%s)", e.samples, humanBytes(total)), "Bytes to copy: " + humanBytes(total)} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("dry run summary lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestProgressText: the bar measures bytes; messages are text beside it,
+// with the time left once it can be estimated.
+func TestProgressText(t *testing.T) {
+	if got, want := progressText(366, 2000, 25, 100, 30*time.Second), "366 of 2000 messages, about 1m30s left"; got != want {
+		t.Errorf("progressText = %q, want %q", got, want)
+	}
+	if got, want := progressText(0, 2000, 0, 100, 0), "0 of 2000 messages"; got != want {
+		t.Errorf("progressText at the start = %q, want %q", got, want)
+	}
+}
+
+// TestVerifyFlags: verify takes --report, --progress and --log-format as
+// migrate does, shares its --pop3-window default, and its help does not
+// claim that it creates the folder.
+func TestVerifyFlags(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	report := filepath.Join(e.dir, "verify.json")
+	args := append([]string{"verify"}, dropFlag(dropFlag(e.args[1:], "--progress"), "--state")...)
+	code, _, stderr := runCLI(t, append(args, "--report", report, "--progress", "never", "--log-format", "json")...)
+	if code != exitError {
+		t.Fatalf("verify before migrating: exit %d, want 1: %s", code, stderr)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Checked, Missing int
+		NotIdentical     []struct{ Mark, UIDL string } `json:"not_identical"`
+		ExitCode         int                           `json:"exit_code"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Checked != e.samples || rep.Missing != e.samples || len(rep.NotIdentical) != e.samples || rep.ExitCode != exitError {
+		t.Errorf("report: %+v; want %d checked, all missing, exit 1", rep, e.samples)
+	}
+	if code, _, stderr := runCLI(t, append(args, "--report", filepath.Join(e.dir, "no", "r.json"))...); code != exitUsage {
+		t.Errorf("--report into a missing directory: exit %d, want 2: %s", code, stderr)
+	}
+	if code, _, _ := runCLI(t, append(args, "--log-format", "xml")...); code != exitUsage {
+		t.Errorf("--log-format xml: exit %d, want 2", code)
+	}
+
+	var help bytes.Buffer
+	var o verifyOptions
+	fs := pflag.NewFlagSet("verify", pflag.ContinueOnError)
+	fs.SetOutput(&help)
+	o.AddFlags(fs)
+	fs.PrintDefaults()
+	if strings.Contains(help.String(), "created if missing") {
+		t.Errorf("verify --help says the folder is created:\n%s", help.String())
+	}
+	if o.Window != defaultPOP3Window {
+		t.Errorf("verify --pop3-window defaults to %d, migrate to %d", o.Window, defaultPOP3Window)
 	}
 }

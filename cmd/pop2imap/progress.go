@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -55,8 +56,29 @@ func copiedCount(s *bridge.Stats) int64 {
 	return s.Appended.Load() + s.Recovered.Load() + s.LeftBehind.Load()
 }
 
+// progressText is the text beside the bar, whose length is the bytes: the
+// messages as a count, and the time left at the byte rate so far.
+func progressText(msgs, msgsTotal, bytes, bytesTotal int64, elapsed time.Duration) string {
+	s := fmt.Sprintf("%d of %d messages", msgs, msgsTotal)
+	if eta, ok := estimateLeft(bytes, bytesTotal, elapsed); ok {
+		s += ", about " + eta.String() + " left"
+	}
+	return s
+}
+
+// estimateLeft extrapolates the byte rate so far; it gives nothing until a
+// second has passed and some bytes have moved.
+func estimateLeft(bytes, bytesTotal int64, elapsed time.Duration) (time.Duration, bool) {
+	if bytes <= 0 || bytesTotal <= 0 || elapsed < time.Second {
+		return 0, false
+	}
+	left := time.Duration(float64(elapsed) * float64(max(bytesTotal-bytes, 0)) / float64(bytes))
+	return left.Round(time.Second), true
+}
+
 func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 	var bar *progressbar.ProgressBar
+	var started time.Time
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	update := func() {
@@ -65,17 +87,18 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 			return
 		}
 		if bar == nil {
+			started = time.Now()
 			bar = progressbar.NewOptions64(total,
 				progressbar.OptionSetWriter(w),
 				progressbar.OptionShowBytes(true),
 				progressbar.OptionSetWidth(30),
 				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionClearOnFinish(),
 			)
 		}
-		bar.Describe(fmt.Sprintf("%d/%d msgs", copiedCount(stats), stats.ToCopy.Load()))
-		bar.Set64(min(stats.Bytes.Load(), total))
+		done := min(stats.Bytes.Load(), total)
+		bar.Describe(progressText(copiedCount(stats), stats.ToCopy.Load(), done, total, time.Since(started)))
+		bar.Set64(done)
 	}
 	for {
 		select {
@@ -94,23 +117,71 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
 	tick := time.NewTicker(progressLogEvery)
 	defer tick.Stop()
+	started := time.Now()
 	for {
 		select {
 		case <-tick.C:
 			if stats.ToCopy.Load() == 0 {
 				continue
 			}
-			logger.Info("progress", "copied", copiedCount(stats), "of", stats.ToCopy.Load(),
-				"bytes", stats.Bytes.Load(), "of_bytes", stats.BytesToCopy.Load())
+			bytes, total := stats.Bytes.Load(), stats.BytesToCopy.Load()
+			attrs := []any{"copied", copiedCount(stats), "of", stats.ToCopy.Load(), "bytes", bytes, "of_bytes", total}
+			if eta, ok := estimateLeft(bytes, total, time.Since(started)); ok {
+				attrs = append(attrs, "eta", eta)
+			}
+			logger.Info("progress", attrs...)
 		case <-p.done:
 			return
 		}
 	}
 }
 
+// startVerifyProgress shows how far verify has got: the messages and bytes
+// checked, as a spinner on a terminal (the total is not known in advance),
+// or a log line every few seconds elsewhere.
+func startVerifyProgress(mode string, counts *verifyCounts, w io.Writer, logger *slog.Logger) *progress {
+	p := &progress{done: make(chan struct{})}
+	useBar := mode == "always" || (mode == "auto" && isTerminal(w))
+	if mode == "never" {
+		return p
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		every := progressLogEvery
+		var bar *progressbar.ProgressBar
+		if useBar {
+			every = 200 * time.Millisecond
+			bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				n, b := counts.messages.Load(), counts.bytes.Load()
+				if bar != nil {
+					bar.Describe(fmt.Sprintf("verified %d messages", n))
+					bar.Set64(b)
+				} else {
+					logger.Info("progress", "verified", n, "bytes", b)
+				}
+			case <-p.done:
+				if bar != nil {
+					bar.Finish()
+				}
+				return
+			}
+		}
+	}()
+	return p
+}
+
 // printSummary prints the end-of-run table. The five main rows always show;
 // the rest only when they are not zero.
-func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bool) {
+// In a dry run it shows what would be copied and deleted, with their bytes.
+func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bool, plan *dryRunPlan) {
 	title := "Summary"
 	if dryRun {
 		title = "Summary (dry run: nothing was changed)"
@@ -125,18 +196,30 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 	row("Already done", s.AlreadyDone.Load(), true)
 	if dryRun {
 		row("Would copy", s.ToCopy.Load(), true)
+		if plan != nil && plan.deletes.Load() > 0 {
+			fmt.Fprintf(w, "  %-14s %d (%s)\n", "Would delete:", plan.deletes.Load(), humanBytes(plan.deleteBytes.Load()))
+		}
 	}
 	row("Appended", s.Appended.Load(), true)
 	row("Recovered", s.Recovered.Load(), false)
 	row("Deleted", s.Deleted.Load(), true)
 	row("Left behind", s.LeftBehind.Load(), true)
 	row("Retries", s.Retries.Load(), false)
-	fmt.Fprintf(w, "  %-14s %s\n", "Bytes:", humanBytes(s.Bytes.Load()))
+	if dryRun {
+		fmt.Fprintf(w, "  %-14s %s\n", "Bytes to copy:", humanBytes(s.BytesToCopy.Load()))
+	} else {
+		fmt.Fprintf(w, "  %-14s %s\n", "Bytes:", humanBytes(s.Bytes.Load()))
+	}
 	rate := 0.0
 	if secs := elapsed.Seconds(); secs > 0 {
 		rate = float64(s.Appended.Load()+s.Recovered.Load()) / secs
 	}
 	fmt.Fprintf(w, "  %-14s %s (%.1f msgs/s)\n", "Elapsed:", elapsed.Round(time.Millisecond), rate)
+}
+
+// dryRunPlan counts the deletions a dry run announces.
+type dryRunPlan struct {
+	deletes, deleteBytes atomic.Int64
 }
 
 func humanBytes(n int64) string {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pop2imap/pop2imap/bridge"
+)
+
+// verifyCounts is what verify's progress shows: messages and bytes checked.
+type verifyCounts struct {
+	messages, bytes atomic.Int64
+}
+
+func (c *verifyCounts) add(r bridge.VerifyResult) {
+	c.messages.Add(1)
+	c.bytes.Add(r.Size)
+}
+
+// verifyReport is what verify --report writes: the counts and every message
+// that is not identical, with what was found. It holds no secret.
+type verifyReport struct {
+	mu         sync.Mutex
+	Version    string        `json:"version"`
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished"`
+	Seconds    float64       `json:"elapsed_seconds"`
+	POP3       string        `json:"pop3"`
+	POP3User   string        `json:"pop3_user"`
+	IMAP       string        `json:"imap"`
+	IMAPUser   string        `json:"imap_user"`
+	Folder     string        `json:"folder"`
+	Journal    string        `json:"journal"`
+	Quick      bool          `json:"quick"`
+	Checked    int           `json:"checked"`
+	Same       int           `json:"identical"`
+	Normalised int           `json:"identical_normalised"`
+	Missing    int           `json:"missing"`
+	Differ     int           `json:"different"`
+	Errors     int           `json:"errors"`
+	NoFolder   bool          `json:"folder_missing"`
+	Mismatches []verifyEntry `json:"not_identical"`
+	Error      string        `json:"error,omitempty"`
+	ExitCode   int           `json:"exit_code"`
+}
+
+type verifyEntry struct {
+	Mark      string `json:"mark"`
+	Number    int    `json:"number"`
+	UIDL      string `json:"uidl"`
+	Size      int64  `json:"size"`
+	MessageID string `json:"message_id,omitempty"`
+	UID       uint32 `json:"uid,omitempty"`
+	Detail    string `json:"detail"`
+}
+
+func newVerifyReport(o *verifyOptions, journal string) *verifyReport {
+	return &verifyReport{
+		Version: version(), Started: time.Now().UTC(),
+		POP3: o.POP3, POP3User: o.POP3User, IMAP: o.IMAP, IMAPUser: o.IMAPUser,
+		Folder: o.Folder, Journal: journal, Quick: o.Quick, Mismatches: []verifyEntry{},
+	}
+}
+
+func (r *verifyReport) add(v bridge.VerifyResult) {
+	if v.Mark == bridge.VerifySame {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Mismatches = append(r.Mismatches, verifyEntry{Mark: string(rune(v.Mark)), Number: v.Number, UIDL: v.UIDL,
+		Size: v.Size, MessageID: v.MessageID, UID: v.UID, Detail: verifyLine(v)})
+}
+
+// write stores the report atomically, as migrate's is.
+func (r *verifyReport) write(path string, s *bridge.VerifyStats, elapsed time.Duration, runErr error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Finished = time.Now().UTC()
+	r.Seconds = elapsed.Seconds()
+	if s != nil {
+		r.Checked, r.Same, r.Normalised = s.Checked, s.Same, s.Normalised
+		r.Missing, r.Differ, r.Errors, r.NoFolder = s.Missing, s.Differ, s.Errors, s.FolderMissing
+	}
+	r.ExitCode = exitCode(runErr)
+	if runErr != nil {
+		r.Error = runErr.Error()
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pop2imap-report-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
