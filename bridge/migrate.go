@@ -153,7 +153,11 @@ type Migrator struct {
 	POP3    *Endpoint
 	IMAP    *Endpoint
 	Journal *state.Journal // nil only in a dry run with no journal yet
-	Stats   *Stats
+	// OpenJournal, when set and Journal is nil, opens the journal once
+	// both servers have accepted the login, so that a mistyped host,
+	// password or folder leaves no journal and lock file behind.
+	OpenJournal func() (*state.Journal, error)
+	Stats       *Stats
 	// OnEvent, when set, is called for each event. Calls may come from
 	// several goroutines at once.
 	OnEvent func(Event)
@@ -260,6 +264,11 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	// --folder takes / between levels, whatever the server uses.
 	if cfg.Folder, err = resolveFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
 		return err
+	}
+	if m.Journal == nil && m.OpenJournal != nil {
+		if m.Journal, err = m.OpenJournal(); err != nil {
+			return err
+		}
 	}
 
 	pl, err := m.plan(l)

@@ -223,14 +223,23 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 			return err
 		}
 	}
+	// The journal is opened once both logins have succeeded (a typo in a
+	// host or password leaves no journal behind), or never by a dry run
+	// that finds none.
 	var journal *state.Journal
-	if _, statErr := os.Stat(journalPath); !o.DryRun || statErr == nil {
-		journal, err = state.Open(journalPath)
-		if err != nil {
-			return err
-		}
-		defer journal.Close()
+	openJournal := func() (*state.Journal, error) {
+		j, err := state.Open(journalPath)
+		journal = j
+		return j, err
 	}
+	if _, statErr := os.Stat(journalPath); o.DryRun && statErr != nil {
+		openJournal = nil
+	}
+	defer func() {
+		if journal != nil {
+			journal.Close()
+		}
+	}()
 
 	stats := &bridge.Stats{}
 	rep := newReport(o, journalPath)
@@ -239,7 +248,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 			Folder: o.Folder, Delete: o.Delete, DryRun: o.DryRun, Limit: o.Limit, Seen: o.Seen,
 			IMAPConns: o.IMAPConns, Window: o.Window, Timeout: o.Timeout,
 		},
-		POP3: pop3, IMAP: imap, Journal: journal, Stats: stats,
+		POP3: pop3, IMAP: imap, OpenJournal: openJournal, Stats: stats,
 	}
 	plan := &dryRunPlan{}
 	m.OnEvent = func(e bridge.Event) {

@@ -69,6 +69,7 @@ func TestAdviceFitsTheError(t *testing.T) {
 // that fails or prints nothing is the user's to fix in every command: exit
 // 2, and the advice is to run it by hand.
 func TestFailingSecretCommandIsConfig(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	e := newCLIEnv(t)
 	conn := e.args[1:]
 	for _, cmd := range []string{"migrate", "verify", "bridge"} {
@@ -84,7 +85,8 @@ func TestFailingSecretCommandIsConfig(t *testing.T) {
 				args := append([]string{cmd}, conn...)
 				switch cmd {
 				case "verify":
-					args = dropFlag(args, "--progress")
+					// verify reads a journal but never makes one.
+					args = dropFlag(dropFlag(args, "--progress"), "--state")
 				case "bridge":
 					args = append(dropFlag(args, "--progress"), "--once")
 				}
@@ -318,5 +320,28 @@ func TestVerifyFlags(t *testing.T) {
 	}
 	if o.Window != defaultPOP3Window {
 		t.Errorf("verify --pop3-window defaults to %d, migrate to %d", o.Window, defaultPOP3Window)
+	}
+}
+
+// TestNoOrphanJournal: a mistyped password or folder fails without leaving
+// a journal or lock file in the state directory.
+func TestNoOrphanJournal(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", "wrong")
+	state := filepath.Join(e.dir, "state", "j")
+	args := append(dropFlag(e.args, "--state"), "--state", state)
+	if code, _, _ := runCLI(t, args...); code != exitError {
+		t.Fatalf("wrong IMAP password: exit %d, want 1", code)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(state)); len(entries) != 0 {
+		t.Errorf("a failed login left %d files in the state directory", len(entries))
+	}
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	if code, _, stderr := runCLI(t, args...); code != exitOK {
+		t.Fatalf("right password: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("no journal after a successful run: %v", err)
 	}
 }
