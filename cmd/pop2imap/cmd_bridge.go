@@ -68,7 +68,7 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.State, "state", "", "journal `FILE` (default: one per account pair under $XDG_STATE_HOME/pop2imap)")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `HOST:PORT`, e.g. 127.0.0.1:9465 (default: off)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve a status page at /, /metrics and /healthz on `HOST:PORT`, e.g. 127.0.0.1:9465 (default: off)")
 	fs.IntVar(&o.HealthIntervals, "health-intervals", service.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle of each account and exit")
 	fs.BoolVar(&o.Check, "check", false, "check the flags or the config file, print the accounts and exit")
@@ -178,7 +178,7 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 		}
 		return nil
 	}
-	svc := service.New(service.Options{Logger: logger, HealthIntervals: o.HealthIntervals})
+	svc := service.New(service.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice})
 
 	// The metrics address is taken before the first cycle, with --once
 	// too, so that a wrong one fails at once rather than after a cycle.
@@ -195,7 +195,7 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 			defer cancel()
 			srv.Shutdown(shutdownCtx)
 		}()
-		logger.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+		logger.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/ /metrics /healthz")
 	}
 
 	if o.Once {

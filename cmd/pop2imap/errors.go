@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -161,6 +162,13 @@ func explain(err error) string {
 		hint = kindHint(errkind.Of(err))
 	}
 	return "pop2imap: " + err.Error() + "; " + hint
+}
+
+// advice is what explain says to do about err, without the error itself:
+// the status page shows it beside the error.
+func advice(err error) string {
+	s := strings.TrimPrefix(explain(err), "pop2imap: "+err.Error())
+	return strings.TrimPrefix(s, "; ")
 }
 
 // kindHint is the advice for an error that no more particular case above

@@ -140,7 +140,7 @@ func (l *accountLoop) cycle(ctx context.Context) Report {
 		r.Next = max(r.Next, l.loginDelay)
 	}
 	next := clock.Now().Add(r.Next)
-	l.status.update(&r)
+	l.status.update(&r, next, l.svc.opts.Advice)
 	l.svc.metrics.schedule(l.acct.Name, &r, next)
 
 	attrs := append(r.counters(), "duration", r.Duration.Round(time.Millisecond),

@@ -29,6 +29,9 @@ type Options struct {
 	// OnCycle, when set, is called after every cycle of every account,
 	// from that account's goroutine.
 	OnCycle func(Report)
+	// Advice, when set, says what to do about a failed cycle's error; the
+	// status page shows it beside the error.
+	Advice func(error) string
 }
 
 // Service runs one loop per account, each in its own goroutine, so that a
@@ -170,22 +173,42 @@ type accountStatus struct {
 	lastSuccess time.Time
 	failures    int
 	kind        ErrorKind
+
+	// What the status page shows besides.
+	lastEnd      time.Time // when the last cycle ended; zero before the first
+	lastAppended int64     // what the last cycle forwarded
+	forwarded    int64     // what every cycle since the start forwarded
+	nextRun      time.Time
+	lastErr      string    // the last error, "" when there was none
+	lastErrAt    time.Time // when it ended its cycle
+	lastAdvice   string    // what to do about it
 }
 
-func (st *accountStatus) update(r *Report) {
+func (st *accountStatus) update(r *Report, next time.Time, advice func(error) string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.failures, st.kind = r.Failures, r.Kind
+	st.lastEnd = r.Start.Add(r.Duration)
+	st.lastAppended = r.Appended + r.Recovered
+	st.forwarded += r.Appended + r.Recovered
+	st.nextRun = next
 	if r.Err == nil {
-		st.lastSuccess = r.Start.Add(r.Duration)
+		st.lastSuccess = st.lastEnd
+		return
+	}
+	st.lastErr, st.lastErrAt, st.lastAdvice = r.Err.Error(), st.lastEnd, ""
+	if advice != nil {
+		st.lastAdvice = advice(r.Err)
 	}
 }
 
-// carry keeps the last success of the loop an account replaces.
+// carry keeps what the status page shows of the loop an account replaces.
 func (st *accountStatus) carry(old *accountStatus) {
 	old.mu.Lock()
 	defer old.mu.Unlock()
 	st.lastSuccess = old.lastSuccess
+	st.lastEnd, st.lastAppended, st.forwarded = old.lastEnd, old.lastAppended, old.forwarded
+	st.lastErr, st.lastErrAt, st.lastAdvice = old.lastErr, old.lastErrAt, old.lastAdvice
 }
 
 // Health reports whether every account is well: its last cycle succeeded
@@ -225,11 +248,12 @@ func (s *Service) Health() (ok bool, text string) {
 	return true, fmt.Sprintf("ok: %d accounts", len(names))
 }
 
-// Handler serves /metrics (Prometheus) and /healthz (200 when Health is
-// ok, else 503, with a short text).
+// Handler serves / (a status page for people), /metrics (Prometheus) and
+// /healthz (200 when Health is ok, else 503, with a short text).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /{$}", s.serveStatus)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ok, text := s.Health()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
