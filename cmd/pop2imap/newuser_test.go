@@ -345,3 +345,15 @@ func TestNoOrphanJournal(t *testing.T) {
 		t.Errorf("no journal after a successful run: %v", err)
 	}
 }
+
+// TestAPOPWithoutAPOP: --pop3-auth apop against a server whose greeting
+// offers no APOP is the user's to change: exit 2, and no advice to rerun.
+func TestAPOPWithoutAPOP(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+	code, _, stderr := runCLI(t, append(e.args, "--pop3-auth", "apop")...)
+	if code != exitUsage || !strings.Contains(stderr, "--pop3-auth") || strings.Contains(stderr, rerunAdvice) {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming --pop3-auth without advising a rerun", code, stderr)
+	}
+}
