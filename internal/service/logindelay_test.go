@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,25 @@ func TestLoginDelayRaisesTheInterval(t *testing.T) {
 	}
 	if strings.Contains(logs2.String(), "LOGIN-DELAY") {
 		t.Errorf("a LOGIN-DELAY below the interval was logged:\n%s", logs2.String())
+	}
+}
+
+// TestNoJournalBeforeLogin: an account whose logins fail creates no
+// journal; the first cycle that logs in does.
+func TestNoJournalBeforeLogin(t *testing.T) {
+	mb := newMailbox(t, 1)
+	svc, _, _ := newTestService(t, nil)
+	acct := mb.account("typo")
+	mb.refuseLogin("AUTH")
+	l := newLoop(svc, acct)
+	defer l.close()
+	if r := l.cycle(context.Background()); r.Err == nil {
+		t.Fatal("a refused login succeeded")
+	}
+	if _, err := os.Stat(acct.Journal); !os.IsNotExist(err) {
+		t.Errorf("a failed login left a journal: %v", err)
+	}
+	if _, err := os.Stat(acct.Journal + ".lock"); !os.IsNotExist(err) {
+		t.Errorf("a failed login left a lock file: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
@@ -206,11 +207,13 @@ func (r *Report) counters() []any {
 	return append(attrs, "bytes", r.Bytes)
 }
 
-// runPipeline opens the journal when it is not open yet and runs the bridge
-// once, with no retries of its own: the scheduler owns every retry, so each
-// failure is counted, logged and backed off from.
+// runPipeline runs the bridge once, with no retries of its own: the
+// scheduler owns every retry, so each failure is counted, logged and backed
+// off from. A journal that exists is opened at once; a new one is created
+// only once both logins have succeeded, so that an account whose host or
+// password is mistyped leaves no journal behind.
 func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) error {
-	if l.journal == nil {
+	if _, err := os.Stat(l.acct.Journal); l.journal == nil && err == nil {
 		j, err := state.Open(l.acct.Journal)
 		if err != nil {
 			return err
@@ -224,12 +227,19 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 	// Baseline only a journal that records nothing yet. A bridge restarted
 	// with --baseline must not mark as done the mail that arrived while it
 	// was stopped.
-	cfg.Baseline = l.acct.Baseline && !l.succeeded && l.journal.Len() == 0
+	cfg.Baseline = l.acct.Baseline && !l.succeeded && (l.journal == nil || l.journal.Len() == 0)
 	m := &bridge.Migrator{
 		Config:  cfg,
 		POP3:    l.acct.POP3,
 		IMAP:    l.acct.IMAP,
 		Journal: l.journal,
+		OpenJournal: func() (*state.Journal, error) {
+			j, err := state.Open(l.acct.Journal)
+			if err == nil {
+				l.journal = j
+			}
+			return j, err
+		},
 		Stats:   stats,
 		OnEvent: l.logEvent,
 	}
