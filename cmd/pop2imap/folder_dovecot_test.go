@@ -36,8 +36,14 @@ func TestDovecotFolderHierarchy(t *testing.T) {
 	if missing, extra := sameMultiset(got, served); missing != 0 || extra != 0 {
 		t.Fatalf("Archive.2024 holds %d messages for %d served (%d missing, %d extra)", len(got), len(served), missing, extra)
 	}
+	code, stdout, stderr := runCLI(t, "verify", "--pop3", d.POP3Addr, "--pop3-user", "fsrc", "--pop3-tls", "none",
+		"--imap", d.IMAPAddr, "--imap-user", "fdst", "--imap-tls", "none", "--folder", "Archive/2024", "--progress", "never",
+		"--state", filepath.Join(dir, "j12"))
+	if code != exitOK {
+		t.Errorf("verify --folder Archive/2024: exit %d\n%s%s", code, stdout, stderr)
+	}
 	// Each level of a Maildir folder is a file name: 300 bytes is too long.
-	code, stderr := migrate("Archive/" + strings.Repeat("x", 300))
+	code, stderr = migrate("Archive/" + strings.Repeat("x", 300))
 	line := strings.TrimSpace(stderr)
 	line = line[strings.LastIndex(line, "\n")+1:]
 	if code != exitUsage || !strings.Contains(line, `separates folder levels with "."`) || strings.Contains(line, rerunAdvice) {
