@@ -148,10 +148,10 @@ func explain(err error) string {
 		hint = "run the password or token command by hand to see why it failed"
 	case errors.As(err, &conn) && conn.Op == "login" && conn.Temporary():
 		hint = "the server refused or did not answer for now; wait a while and rerun"
-	case errors.As(err, &conn) && conn.Op == "greeting":
-		hint = fmt.Sprintf("the server does not speak %s as expected there: check the host, the port and --%s-tls", upper(conn.Proto), conn.Proto)
 	case errors.As(err, &tpe):
 		hint = fmt.Sprintf("or keep --%s-tls and connect to the plain-text port (%s)", tpe.Proto, plainPort(tpe.Proto))
+	case errors.As(err, &conn) && conn.Op == "greeting":
+		hint = fmt.Sprintf("the server does not speak %s as expected there: check the host, the port and --%s-tls", upper(conn.Proto), conn.Proto)
 	case errors.As(err, &conn) && conn.Op == "tls" && errors.As(err, &rec):
 		hint = fmt.Sprintf("use --%s-tls starttls (or none) on this port, or connect to the implicit-TLS port (%s)", conn.Proto, tlsPort(conn.Proto))
 	case errors.As(err, &conn) && conn.Op == "tls":

@@ -184,6 +184,11 @@ func TestHostileServers(t *testing.T) {
 		return endlessGreeting.endless(w, "+OK ", func(int) string { return "AAAAAAAAAAAAAAAA" })
 	}
 	garbageGreeting := &scriptedPOP3{greet: func(w io.Writer) error {
+		_, err := io.WriteString(w, "HTTP/1.1 400 Bad Request\r\n")
+		return err
+	}}
+	// A TLS record where the greeting belongs: an implicit-TLS server.
+	tlsGreeting := &scriptedPOP3{greet: func(w io.Writer) error {
 		_, err := io.WriteString(w, "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1 HTTP/1.1 400 Bad Request\r\n")
 		return err
 	}}
@@ -238,6 +243,7 @@ func TestHostileServers(t *testing.T) {
 	tests := []hostileCase{
 		{name: "endless greeting line", pop: endlessGreeting, wantCode: exitError, wantText: []string{"greeting", "longer than"}, maxBytes: 16 << 20},
 		{name: "garbage greeting", pop: garbageGreeting, wantCode: exitError, wantText: []string{"greeting", "malformed"}},
+		{name: "TLS record as the greeting", pop: tlsGreeting, wantCode: exitUsage, wantText: []string{"greeting", "--pop3-tls implicit", "port (110)"}},
 		{name: "huge -ERR text", pop: hugeErr, wantCode: exitError, wantText: []string{"USER", "longer than"}},
 		{name: "endless UIDL listing", pop: endlessUIDL, wantCode: exitError, wantText: []string{"UIDL"}, maxBytes: 32 << 20},
 		{name: "endless RETR body in lines", pop: endlessRETR, wantCode: exitError, wantText: []string{"RETR 1"}, maxBytes: 32 << 20},
