@@ -128,6 +128,11 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 			return nil, nil, usageErrorf("missing %s", req.flag)
 		}
 	}
+	folder, err := bridge.CanonicalFolder(o.Folder)
+	if err != nil {
+		return nil, nil, usageErrorf("--folder: %v", err)
+	}
+	o.Folder = folder
 	pop3TLS, err := bridge.ParseTLSMode(o.POP3TLS)
 	if err != nil {
 		return nil, nil, usageErrorf("--pop3-tls: %v", err)
@@ -210,6 +215,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 			return err
 		}
 		defer journal.Close()
+		warnRepaired(logger, journal)
 	}
 
 	stats := &bridge.Stats{}
@@ -252,6 +258,14 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	return runErr
 }
 
+// warnRepaired says in one line what Open cut off a damaged journal, and
+// what the run does about it. It is never silent.
+func warnRepaired(logger *slog.Logger, j *state.Journal) {
+	if r := j.Repaired(); r != nil {
+		logger.Warn(r.String())
+	}
+}
+
 func newLogger(format string, verbose bool, w io.Writer) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	if verbose {
@@ -288,6 +302,12 @@ func logEvent(logger *slog.Logger, e bridge.Event) {
 		logger.Warn("temporary failure; retrying", append(attrs, "err", e.Err)...)
 	case bridge.EventRecovered:
 		logger.Info("found already in the folder from an interrupted run", attrs...)
+	case bridge.EventAdopted:
+		logger.Info("adopted: already in the folder, unknown to the journal; recorded, not appended again", attrs...)
+	case bridge.EventUIDValidityChanged:
+		logger.Warn(e.Err.Error())
+	case bridge.EventIndexing:
+		logger.Info("indexing the folder, to find messages already there that the journal does not know")
 	case bridge.EventFolderCreated:
 		logger.Info("created the target folder")
 	default:

@@ -96,7 +96,7 @@ func explain(err error) string {
 	case errors.As(err, &lock), errors.As(err, &bad):
 		return "pop2imap: " + err.Error()
 	case errors.As(err, &vm):
-		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder"
+		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder; a + is an extra copy that migrate never removes (see README, \"Removing duplicates\")"
 	case errors.As(err, &jerr):
 		hint = "nothing unrecorded was deleted; free disk space or fix the state directory, then rerun"
 	case errors.Is(err, bridge.ErrOverQuota):

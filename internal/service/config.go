@@ -234,6 +234,9 @@ func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error)
 	if folder == "" {
 		folder = "INBOX"
 	}
+	if folder, err = bridge.CanonicalFolder(folder); err != nil {
+		return nil, fmt.Errorf("folder: %v", err)
+	}
 	journal := ac.Journal
 	if journal == "" {
 		journal, err = state.DefaultPath(pop3.Addr, pop3.Username, imap.Addr, imap.Username, folder)
