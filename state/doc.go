@@ -14,14 +14,17 @@
 //     internal date. If the run dies after this record, the APPEND may or may
 //     not have reached the server, so the next run searches the folder for the
 //     message instead of appending it blindly a second time.
+//
 //   - Appended is recorded (by [Journal.MarkAppended]) once the server has
 //     confirmed the APPEND, with the APPENDUID when the server gave one. Only
 //     an Appended message may be deleted from POP3, and a later run skips it
 //     without searching the folder.
+//
 //   - Refused is recorded (by [Journal.MarkRefused]) when the server rejected
 //     the APPEND, with the server's text. The message stays in the POP3
 //     maildrop and is reported. Trying it again later is a new entry (a new
 //     BeginAppend), so the refusal stays as history.
+//
 //   - Deleted is recorded (by [Journal.MarkDeleted]) once the message has been
 //     deleted from the POP3 maildrop, ending its life in the journal. If the
 //     same UIDL shows up again (a QUIT that failed, so the deletion was never
@@ -34,6 +37,7 @@
 //     journal, or another way of copying). [Journal.AddBaseline] creates
 //     entries directly at step Baseline: messages marked done without
 //     being copied, so that a bridge copies only mail that arrives later.
+//
 //   - [Journal.MarkAppendedLater] is MarkAppended without waiting for its
 //     fsync; the next fsync of any record, or [Journal.Sync], makes it
 //     durable, and the pipeline calls Sync before its first DELE.
