@@ -35,6 +35,10 @@ type Config struct {
 	Rotate bool
 	// DeviceExpiresIn is the life of a device code; 0 means ten minutes.
 	DeviceExpiresIn time.Duration
+	// AutoApprove approves every device login at once for this user, and
+	// AutoDeny refuses it, for tests that cannot reach the prompt.
+	AutoApprove string
+	AutoDeny    bool
 }
 
 // Server is the fake authorization server.
@@ -221,7 +225,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dc, uc := random("dc-"), fmt.Sprintf("CODE%d", len(s.devices)+1)
-	s.devices[dc] = &device{expires: time.Now().Add(s.cfg.DeviceExpiresIn)}
+	s.devices[dc] = &device{expires: time.Now().Add(s.cfg.DeviceExpiresIn), user: s.cfg.AutoApprove, denied: s.cfg.AutoDeny}
 	s.userCodes[uc] = dc
 	writeJSON(w, http.StatusOK, map[string]any{
 		"device_code": dc, "user_code": uc, "verification_uri": s.srv.URL + "/verify",

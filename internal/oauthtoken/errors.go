@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -86,7 +87,7 @@ func (e *Error) Error() string {
 	case ReasonExpired:
 		b.WriteString("the login expired before it was approved")
 	case ReasonUnreachable:
-		b.WriteString("the token endpoint could not be reached")
+		b.WriteString("the authorization server could not be reached")
 	case ReasonServer:
 		b.WriteString("the authorization server refused")
 	}
@@ -114,9 +115,15 @@ func (e *Error) Hint() string {
 	case ReasonClient:
 		return "check the client id (and --client-secret-file) against the app registration, then run 'pop2imap login' again"
 	case ReasonUnreachable:
+		if e.Path == "" {
+			return "check the network and the endpoint URLs, then run 'pop2imap login' again"
+		}
 		return "check the network and the token endpoint; the tokens are kept, so rerun when it answers"
 	case ReasonFile:
-		return "create the token file with 'pop2imap login --token-file FILE'"
+		if errors.Is(e.Err, fs.ErrNotExist) {
+			return "create the token file with 'pop2imap login --token-file FILE'"
+		}
+		return "fix the token file, or write it again with 'pop2imap login --token-file FILE'"
 	}
 	return "check the app registration and the scopes, then run 'pop2imap login' again"
 }
