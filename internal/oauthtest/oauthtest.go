@@ -55,6 +55,8 @@ type Server struct {
 	loginUser string // the user the authorization endpoint logs in
 	denyNext  bool
 	refreshes int
+	active    int // introspections that found the token live
+	inactive  int
 	fail      bool // answer 503 at the token endpoint
 }
 
@@ -157,6 +159,22 @@ func (s *Server) ExpireAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.access)
+}
+
+// SetTokenLife changes the expires_in of the access tokens issued from now
+// on, and the number of introspections each accepts (0: no limit).
+func (s *Server) SetTokenLife(expiresIn time.Duration, uses int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.ExpiresIn, s.cfg.Uses = expiresIn, uses
+}
+
+// Introspections returns how many introspections found a token active and
+// how many found it not.
+func (s *Server) Introspections() (active, inactive int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active, s.inactive
 }
 
 // SetFailing makes the token endpoint answer 503 with an HTML page.
@@ -336,9 +354,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	a := s.access[r.PostForm.Get("token")]
 	if a == nil || time.Now().After(a.expires) || (s.cfg.Uses > 0 && a.uses >= s.cfg.Uses) {
+		s.inactive++
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
+	s.active++
 	a.uses++
 	writeJSON(w, http.StatusOK, map[string]any{"active": true, "username": a.user})
 }
