@@ -151,8 +151,11 @@ func DeviceLogin(ctx context.Context, l *Login) (*Token, error) {
 	tok, err := cfg.DeviceAccessToken(hctx, da)
 	if err != nil {
 		// DeviceAccessToken stops at the code's expiry with the context's
-		// deadline error; the server's expired_token comes as itself.
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// deadline error, as at the caller's deadline; the server's
+		// expired_token comes as itself. A request that timed out is the
+		// server's failure.
+		expired := ctx.Err() != nil || (!da.Expiry.IsZero() && !time.Now().Before(da.Expiry))
+		if errors.Is(err, context.DeadlineExceeded) && expired && !errors.Is(ctx.Err(), context.Canceled) {
 			return nil, &Error{Op: "device login", Reason: ReasonExpired, Err: err}
 		}
 		return nil, classify("device login", "", err)

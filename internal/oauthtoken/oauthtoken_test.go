@@ -436,3 +436,13 @@ func TestRefreshHelper(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceLoginTimeout: the caller's deadline passing while the user has
+// not approved is an expired login, not an unreachable server.
+func TestDeviceLoginTimeout(t *testing.T) {
+	srv := oauthtest.Start(t, oauthtest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := oauthtoken.DeviceLogin(ctx, &oauthtoken.Login{Provider: provider(srv), ClientID: srv.ClientID()})
+	wantReason(t, err, oauthtoken.ReasonExpired)
+}
