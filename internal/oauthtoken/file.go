@@ -38,10 +38,14 @@ type Token struct {
 }
 
 // String never shows the tokens or the client secret, so that a Token
-// printed by mistake leaks nothing.
-func (t *Token) String() string {
+// printed by mistake (as a value or a pointer, with %v or %+v) leaks
+// nothing.
+func (t Token) String() string {
 	return fmt.Sprintf("oauth2 token for client %s at %s, expiry %s", t.ClientID, t.TokenURL, t.Expiry.Format(time.RFC3339))
 }
+
+// GoString is String for %#v.
+func (t Token) GoString() string { return t.String() }
 
 // check says what a usable token file lacks, or nil.
 func (t *Token) check() error {

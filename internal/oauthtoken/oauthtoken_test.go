@@ -334,7 +334,7 @@ func TestReadFileRefuses(t *testing.T) {
 		t.Errorf("a good file was refused: %v", err)
 	}
 	tok, _ := oauthtoken.ReadFile(p)
-	if s := fmt.Sprint(tok); strings.Contains(s, "SECRET-RT") {
+	if s := fmt.Sprintf("%v %+v %#v %s", tok, *tok, tok, *tok); strings.Contains(s, "SECRET-RT") {
 		t.Errorf("printing a Token shows the refresh token: %s", s)
 	}
 }
