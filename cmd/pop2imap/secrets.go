@@ -9,17 +9,19 @@ import (
 	"strings"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 )
 
 // secretSource says where one password or OAuth2 access token comes from.
-// Exactly one of the fields is used, in the order token command, command,
-// file, environment.
+// Exactly one of the fields is used, in the order token file, token
+// command, command, file, environment.
 type secretSource struct {
 	what         string // "POP3 password"
 	envVar       string
 	file         string
 	command      string
 	tokenCommand string // prints an OAuth2 access token
+	tokenFile    string // an OAuth2 token file from `pop2imap login`
 	oauth2       bool   // an OAuth2 mechanism was forced: the secret is a token
 	flagFor      string // the flag prefix, e.g. "--pop3", for error messages
 }
@@ -29,6 +31,17 @@ type secretSource struct {
 // when no source is configured, or two commands or files compete, before any
 // connection is made.
 func (s secretSource) resolve() (bridge.SecretFunc, error) {
+	if s.tokenFile != "" {
+		if s.tokenCommand != "" || s.command != "" || s.file != "" {
+			return nil, usageErrorf("%s-oauth2-token-file cannot be combined with %s-oauth2-token-cmd, %s-password-cmd or %s-password-file",
+				s.flagFor, s.flagFor, s.flagFor, s.flagFor)
+		}
+		src, err := oauthtoken.Open(s.tokenFile, nil)
+		if err != nil {
+			return nil, err
+		}
+		return bridge.TokenSourceSecret(src), nil
+	}
 	if s.tokenCommand != "" {
 		if s.command != "" || s.file != "" {
 			return nil, usageErrorf("%s-oauth2-token-cmd cannot be combined with %s-password-cmd or %s-password-file",
@@ -59,8 +72,8 @@ func (s secretSource) resolve() (bridge.SecretFunc, error) {
 		return constSecret(os.Getenv(s.envVar)), nil
 	}
 	if s.oauth2 {
-		return nil, usageErrorf("no %s: use %s-oauth2-token-cmd (or set %s, or use %s-password-file, for a token that will not expire during the run)",
-			s.what, s.flagFor, s.envVar, s.flagFor)
+		return nil, usageErrorf("no %s: use %s-oauth2-token-file (from 'pop2imap login') or %s-oauth2-token-cmd (or set %s, or use %s-password-file, for a token that will not expire during the run)",
+			s.what, s.flagFor, s.flagFor, s.envVar, s.flagFor)
 	}
 	return nil, usageErrorf("no %s: set %s, or use %s-password-file, %s-password-cmd or %s-oauth2-token-cmd",
 		s.what, s.envVar, s.flagFor, s.flagFor, s.flagFor)

@@ -327,7 +327,7 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 	}
 	ep := &bridge.Endpoint{
 		Addr: addr, Username: sc.User, TLS: mode, TLSConfig: tlsConfig, Secret: secret,
-		Auth: mech, OAuth2: mech.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
+		Auth: mech, OAuth2: mech.OAuth2() || ref.OAuth2TokenFile != "", AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
 	}
 	if err := ep.CheckAuthAllowed(proto); err != nil {
 		return nil, fmt.Errorf("%v (use %s.tls = \"implicit\" or \"starttls\", or allow_insecure_auth = true if you accept that)", err, proto)

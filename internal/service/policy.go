@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -115,6 +116,7 @@ func Classify(err error) ErrorKind {
 		hnerr  x509.HostnameError
 		cierr  x509.CertificateInvalidError
 		tlsver *tls.CertificateVerificationError
+		oerr   *oauthtoken.Error
 	)
 	switch {
 	case errors.As(err, &perr) && perr.Code == "LOGIN-DELAY":
@@ -123,6 +125,15 @@ func Classify(err error) ErrorKind {
 		return KindInUse
 	case errors.As(err, &aerr):
 		return KindAuth
+	case errors.As(err, &oerr) && oerr.NeedsLogin():
+		// A refresh token revoked, a client id unknown: only a new
+		// 'pop2imap login' helps.
+		return KindAuth
+	case errors.As(err, &oerr):
+		// A token file that cannot be read or written, a token endpoint
+		// that cannot be reached: retried at the slow, persistent pace,
+		// not in a storm against the authorization server.
+		return KindConfig
 	case errors.Is(err, bridge.ErrOverQuota):
 		return KindQuota
 	case errors.As(err, &jerr), errors.As(err, &lerr), errors.As(err, &corr):

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 )
 
 // SecretRef says where a password comes from. A configuration file holds
@@ -22,6 +23,9 @@ type SecretRef struct {
 	File       string // a file whose first line is the secret; ${VAR} is expanded
 	Command    string // a shell command that prints the secret on its first line
 	Credential string // a systemd credential: $CREDENTIALS_DIRECTORY/NAME
+	// OAuth2TokenFile is a token file written by `pop2imap login`: the
+	// secret is its access token, refreshed as needed. ${VAR} is expanded.
+	OAuth2TokenFile string
 }
 
 // errLiteralSecret is what a password written straight into the file gets.
@@ -45,7 +49,7 @@ func parseSecretRef(v any) (SecretRef, error) {
 		}
 		sort.Strings(keys)
 		if len(keys) != 1 {
-			return ref, fmt.Errorf("want exactly one of env, file, command or credential, got %q", keys)
+			return ref, fmt.Errorf("want exactly one of env, file, command, credential or oauth2_token_file, got %q", keys)
 		}
 		s, ok := v[keys[0]].(string)
 		if !ok || s == "" {
@@ -60,8 +64,10 @@ func parseSecretRef(v any) (SecretRef, error) {
 			ref.Command = s
 		case "credential":
 			ref.Credential = s
+		case "oauth2_token_file":
+			ref.OAuth2TokenFile = s
 		default:
-			return ref, fmt.Errorf("unknown secret source %q (want env, file, command or credential)", keys[0])
+			return ref, fmt.Errorf("unknown secret source %q (want env, file, command, credential or oauth2_token_file)", keys[0])
 		}
 		return ref, nil
 	}
@@ -94,6 +100,19 @@ func (r SecretRef) resolve(baseDir string) (bridge.SecretFunc, error) {
 			return nil, fmt.Errorf("credential %q: a credential name cannot contain '/'", r.Credential)
 		}
 		return fileSecret(filepath.Join(dir, r.Credential))
+	case r.OAuth2TokenFile != "":
+		path, err := expandEnv(r.OAuth2TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		src, err := oauthtoken.Open(path, nil)
+		if err != nil {
+			return nil, err
+		}
+		return bridge.TokenSourceSecret(src), nil
 	case r.File != "":
 		path, err := expandEnv(r.File)
 		if err != nil {
