@@ -225,20 +225,30 @@ func (x *folderIndex) withSize(size int64) []int32 {
 	return x.bySize[lo:hi]
 }
 
-// candidates returns the stored messages that may be a copy of fp, first
-// those with its Message-ID (whatever their size, since a server may
-// rewrite line endings), then those of its exact size or of its size with
-// every line ending made CRLF. skip, when not nil, leaves some out.
+// candidates returns the stored messages that may be a copy of fp. A copy
+// has the same header, so for a message with a Message-ID they are the
+// stored messages with that Message-ID, whatever their size (a server may
+// rewrite line endings). For one without, they are the stored messages
+// without a Message-ID of its exact size, then of its size with every line
+// ending made CRLF. A folder of look-alike notifications of one size thus
+// costs no fetch per message and size. skip, when not nil, leaves some out.
 func (x *folderIndex) candidates(fp *fingerprint, skip func(k int32) bool) []int32 {
 	var out []int32
 	add := func(ks []int32) {
 		for _, k := range ks {
-			if (skip == nil || !skip(k)) && !slices.Contains(out, k) {
+			if (skip == nil || !skip(k)) && x.msgs[k].mid == 0 {
 				out = append(out, k)
 			}
 		}
 	}
-	add(x.withMID(x.midHash(fp.messageID)))
+	if mid := x.midHash(fp.messageID); mid != 0 {
+		for _, k := range x.withMID(mid) {
+			if skip == nil || !skip(k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
 	add(x.withSize(fp.size))
 	if fp.crlfSize != fp.size {
 		add(x.withSize(fp.crlfSize))
@@ -302,12 +312,17 @@ type copyMatch struct {
 	loose bool  // the same only once line endings are normalised
 }
 
-// findCopies fetches each candidate and returns those that hold fp's bytes,
-// exact matches before loose ones. A candidate that cannot be read ends the
-// search with its error, together with its position.
-func (x *folderIndex) findCopies(c *imapclient.Client, timeout time.Duration, fp *fingerprint, cands []int32) ([]copyMatch, int32, error) {
+// findCopies fetches candidates and returns those that hold fp's bytes,
+// exact matches before loose ones. With all false it stops at the first
+// exact match, which is all that migrate needs; verify asks for all, to
+// find extra copies. A candidate that cannot be read ends the search with
+// its error, together with its position.
+func (x *folderIndex) findCopies(c *imapclient.Client, timeout time.Duration, fp *fingerprint, cands []int32, all bool) ([]copyMatch, int32, error) {
 	var exact, loose []copyMatch
 	for _, k := range cands {
+		if len(exact) > 0 && !all {
+			break
+		}
 		got, err := fetchDigest(c, x.msgs[k].uid, timeout, x.msgs[k].size)
 		if err != nil {
 			return nil, k, err

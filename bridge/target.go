@@ -184,7 +184,7 @@ func (a *adopter) find(fp *fingerprint) (imap.UID, error) {
 			a.owned = true
 			continue
 		}
-		matches, bad, err := a.idx.findCopies(a.c, a.timeout, fp, cands)
+		matches, bad, err := a.idx.findCopies(a.c, a.timeout, fp, cands, false)
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {
 			// Expunged meanwhile, or unreadable: it cannot be the copy.

@@ -379,7 +379,7 @@ func (c *checker) checkFull(d *popDigest) error {
 		}
 		return "hash"
 	}
-	matches, bad, err := c.idx.findCopies(c.ic, c.timeout, &d.fingerprint, cands)
+	matches, bad, err := c.idx.findCopies(c.ic, c.timeout, &d.fingerprint, cands, true)
 	if err != nil {
 		var ierr *imap.Error
 		if !errors.As(err, &ierr) {
