@@ -94,6 +94,9 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		defer journal.Close()
+		if r := journal.Repaired(); r != nil {
+			fmt.Fprintln(stderr, "WARN "+r.String())
+		}
 	} else if o.State != "" {
 		return usageErrorf("--state: %v", statErr)
 	}
