@@ -695,9 +695,9 @@ func (p *pipeline) failed() error {
 	return p.fatal
 }
 
-// run copies the tasks. Between batches of RETR it sends the DELEs that have
-// become safe. It returns nil only when every retrieved message is settled,
-// so that QUIT cannot commit anything unrecorded.
+// run copies the tasks, then, once every record is durable, sends the DELEs
+// in one pipelined stream. It returns nil only when every retrieved message
+// is settled, so that QUIT cannot commit anything unrecorded.
 func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	// Fatal errors abort work at once; a cancelled ctx only stops new work.
 	abort, cancel := context.WithCancel(context.Background())
