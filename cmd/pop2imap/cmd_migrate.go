@@ -109,13 +109,13 @@ func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 func (o *connOptions) secrets() (pop3Secret, imapSecret bridge.SecretFunc, err error) {
 	pop3Secret, err = secretSource{what: "POP3 password", envVar: "POP2IMAP_POP3_PASSWORD",
 		file: o.POP3PasswordFile, command: o.POP3PasswordCmd, tokenCommand: o.POP3TokenCmd,
-		oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3"}.resolve()
+		oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3", timeout: o.Timeout}.resolve()
 	if err != nil {
 		return nil, nil, err
 	}
 	imapSecret, err = secretSource{what: "IMAP password", envVar: "POP2IMAP_IMAP_PASSWORD",
 		file: o.IMAPPasswordFile, command: o.IMAPPasswordCmd, tokenCommand: o.IMAPTokenCmd,
-		oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap"}.resolve()
+		oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap", timeout: o.Timeout}.resolve()
 	return pop3Secret, imapSecret, err
 }
 
