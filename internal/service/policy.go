@@ -1,12 +1,14 @@
 package service
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -115,6 +117,7 @@ func Classify(err error) ErrorKind {
 		hnerr  x509.HostnameError
 		cierr  x509.CertificateInvalidError
 		tlsver *tls.CertificateVerificationError
+		serr   *secret.Error
 	)
 	switch {
 	case errors.As(err, &perr) && perr.Code == "LOGIN-DELAY":
@@ -132,6 +135,10 @@ func Classify(err error) ErrorKind {
 	case errors.Is(err, bridge.ErrInsecureAuth):
 		return KindConfig
 	case errors.As(err, &cerr) && cerr.Op == "password":
+		return KindConfig
+	case errors.As(err, &serr) && !errors.Is(err, context.Canceled):
+		// A password or token command that fails or hangs, however the
+		// error reached us (an OAuth2 token's is not Op "password").
 		return KindConfig
 	}
 	return KindTemporary
