@@ -70,7 +70,7 @@ const (
 // client's memory grow without limit. Variables so tests can lower them.
 var (
 	maxListLines       = 10_000_000 // LIST and UIDL lines
-	maxListBytes int64 = 1 << 30    // LIST and UIDL bytes
+	maxListBytes int64 = 64 << 20   // LIST and UIDL bytes, whatever STAT said
 	maxCapaLines       = 1000
 	maxAuthSteps       = 32 // SASL challenges in one AUTH exchange
 )
@@ -430,12 +430,50 @@ func (c *Client) ListOne(n int) (MessageInfo, error) {
 
 // Uidl returns the unique id of every message not marked deleted.
 func (c *Client) Uidl() ([]UIDInfo, error) {
-	return listAll(c, "UIDL", parseUIDListing)
+	var out []UIDInfo
+	err := c.ScanUidl(func(u UIDInfo) error {
+		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // UidlOne returns the unique id of message n.
 func (c *Client) UidlOne(n int) (UIDInfo, error) {
-	return listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
+	u, err := listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
+	if err != nil {
+		return u, err
+	}
+	if err := checkUID("UIDL "+strconv.Itoa(n), u); err != nil {
+		return UIDInfo{}, err
+	}
+	return u, nil
+}
+
+// MaxUIDLength is the longest unique-id RFC 1939 §7 allows.
+const MaxUIDLength = 70
+
+// UIDError is a unique-id longer than RFC 1939 allows. pop2imap keeps every
+// unique-id of the maildrop in memory and in its journal, so a server that
+// sends longer ones could make it hold far more than a listing should take.
+type UIDError struct {
+	Command string
+	Number  int // the message
+	Length  int // the unique-id's length in bytes
+}
+
+func (e *UIDError) Error() string {
+	return fmt.Sprintf("pop3: %s: message %d has a unique-id of %d bytes; RFC 1939 allows 1 to %d", e.Command, e.Number, e.Length, MaxUIDLength)
+}
+
+func checkUID(label string, u UIDInfo) error {
+	if len(u.UID) > MaxUIDLength {
+		return &UIDError{Command: label, Number: u.Number, Length: len(u.UID)}
+	}
+	return nil
 }
 
 // ScanList is List for a mailbox too large to hold as a slice: it calls fn
@@ -448,8 +486,15 @@ func (c *Client) ScanList(fn func(MessageInfo) error) error {
 
 // ScanUidl is Uidl for a mailbox too large to hold as a slice, in the way
 // of ScanList.
+// A unique-id longer than MaxUIDLength is a *UIDError: fn is not called
+// again, and the rest of the listing is read and dropped.
 func (c *Client) ScanUidl(fn func(UIDInfo) error) error {
-	return scanAll(c, "UIDL", parseUIDListing, fn)
+	return scanAll(c, "UIDL", parseUIDListing, func(u UIDInfo) error {
+		if err := checkUID("UIDL", u); err != nil {
+			return err
+		}
+		return fn(u)
+	})
 }
 
 // listAll runs the multi-line form of LIST or UIDL, parsing each line with
@@ -845,7 +890,7 @@ func (c *Client) multiCmd(label, line string, maxLines int, fn func(line []byte)
 			l = l[1:]
 		}
 		lines++
-		total += int64(len(l))
+		total += int64(len(l)) + 2 // and its line ending: the bound is on what the wire carries
 		if lines > maxLines || total > maxListBytes {
 			return c.fail(&ProtocolError{Command: label, Msg: fmt.Sprintf("reply longer than %d lines or %d bytes", maxLines, maxListBytes)})
 		}

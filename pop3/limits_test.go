@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,88 @@ func TestListingBoundedByStat(t *testing.T) {
 	var perr *ProtocolError
 	if !errors.As(err, &perr) {
 		t.Fatalf("Uidl of 4 lines after STAT said 2: %v, want a ProtocolError", err)
+	}
+}
+
+// uidLines streams "n uid\r\n" for n = 1, 2, ... without end, counting the
+// bytes read.
+type uidLines struct {
+	n    int
+	uid  string
+	read int64
+	pend []byte
+}
+
+func (r *uidLines) Read(p []byte) (int, error) {
+	for len(r.pend) < len(p) {
+		r.n++
+		r.pend = append(r.pend, strconv.Itoa(r.n)+" "+r.uid+"\r\n"...)
+	}
+	n := copy(p, r.pend)
+	r.pend = r.pend[n:]
+	r.read += int64(n)
+	return n, nil
+}
+
+// TestListingBytesBound: a STAT that claims ten million messages followed by
+// an endless UIDL of legal lines is cut off after maxListBytes, not after
+// what STAT allows.
+func TestListingBytesBound(t *testing.T) {
+	src := &uidLines{uid: strings.Repeat("u", MaxUIDLength)}
+	conn := &streamConn{r: io.MultiReader(strings.NewReader("+OK\r\n+OK 10000000 0\r\n+OK\r\n"), src), w: io.Discard}
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := c.Stat(); err != nil || n != 10_000_000 {
+		t.Fatalf("Stat = %d, %v", n, err)
+	}
+	lines := 0
+	err = c.ScanUidl(func(UIDInfo) error { lines++; return nil })
+	var perr *ProtocolError
+	if !errors.As(err, &perr) {
+		t.Fatalf("error = %v, want a *ProtocolError", err)
+	}
+	if limit := maxListBytes + readBufferSize + 100; src.read > limit || maxListBytes > 64<<20 {
+		t.Fatalf("read %d bytes of the listing (bound %d); want at most 64 MiB", src.read, maxListBytes)
+	}
+	t.Logf("%d lines, %d bytes read", lines, src.read)
+}
+
+// TestUIDLength: a unique-id of more than 70 bytes (RFC 1939 §7) is a
+// *UIDError from every form of UIDL, and the session stays usable.
+func TestUIDLength(t *testing.T) {
+	ok, long := strings.Repeat("a", MaxUIDLength), strings.Repeat("b", MaxUIDLength+1)
+	conn := startServer(t, func(s *fakeServer) {
+		s.send("+OK ready\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 " + ok + "\r\n2 " + long + "\r\n3 c\r\n.\r\n")
+		s.expect("NOOP\r\n")
+		s.send("+OK\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 " + ok + "\r\n.\r\n")
+		s.expect("UIDL 2\r\n")
+		s.send("+OK 2 " + long + "\r\n")
+		s.expectClose()
+	})
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Uidl()
+	var uerr *UIDError
+	if !errors.As(err, &uerr) || uerr.Number != 2 || uerr.Length != MaxUIDLength+1 {
+		t.Fatalf("Uidl: %v, want a *UIDError for message 2", err)
+	}
+	if err := c.Noop(); err != nil {
+		t.Fatalf("the session is out of step after the refused listing: %v", err)
+	}
+	us, err := c.Uidl()
+	if err != nil || len(us) != 1 || us[0].UID != ok {
+		t.Fatalf("a 70-byte unique-id: %v, %v", us, err)
+	}
+	if _, err := c.UidlOne(2); !errors.As(err, &uerr) {
+		t.Fatalf("UidlOne: %v, want a *UIDError", err)
 	}
 }
