@@ -40,6 +40,7 @@ type migrateOptions struct {
 	Progress, LogFormat  string
 	Verbose              bool
 	IMAPConns, Window    int
+	MaxMessageSize       sizeValue
 }
 
 // AddFlags registers the connection flags on fs.
@@ -79,6 +80,8 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
 	fs.IntVar(&o.Window, "pop3-window", 64, "RETR commands in flight when the POP3 server allows pipelining")
+	o.MaxMessageSize = bridge.DefaultMaxMessageSize
+	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 }
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -218,6 +221,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		Config: bridge.Config{
 			Folder: o.Folder, Delete: o.Delete, DryRun: o.DryRun, Limit: o.Limit, Seen: o.Seen,
 			IMAPConns: o.IMAPConns, Window: o.Window, Timeout: o.Timeout,
+			MaxMessageSize: int64(o.MaxMessageSize),
 		},
 		POP3: pop3, IMAP: imap, Journal: journal, Stats: stats,
 	}
