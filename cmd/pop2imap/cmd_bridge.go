@@ -32,6 +32,7 @@ type bridgeOptions struct {
 	Verbose              bool
 	MetricsAddr          string
 	HealthIntervals      int
+	MaxMessageSize       sizeValue
 	Once, Check          bool
 	connFlags            *pflag.FlagSet // the connection flags, to tell which were given
 }
@@ -66,6 +67,8 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `HOST:PORT`, e.g. 127.0.0.1:9465 (default: off)")
 	fs.IntVar(&o.HealthIntervals, "health-intervals", service.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
+	o.MaxMessageSize = bridge.DefaultMaxMessageSize
+	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle of each account and exit")
 	fs.BoolVar(&o.Check, "check", false, "check the flags or the config file, print the accounts and exit")
 }
@@ -205,7 +208,8 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 
 // accounts reads the config file, or builds the one account of the flags.
 func (o *bridgeOptions) accounts() ([]service.Account, error) {
-	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline}
+	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline,
+		MaxMessageSize: int64(o.MaxMessageSize)}
 	if o.Config != "" {
 		cfg, err := service.LoadConfig(o.Config, def)
 		if err != nil {
@@ -234,6 +238,7 @@ func (o *bridgeOptions) accounts() ([]service.Account, error) {
 		IMAP: imap,
 		Bridge: bridge.Config{
 			Folder: o.Folder, Delete: o.Delete, DeleteAfter: o.DeleteAfter, Seen: o.Seen, Timeout: o.Timeout,
+			MaxMessageSize: int64(o.MaxMessageSize),
 		},
 		Journal:  journal,
 		Baseline: o.Baseline,

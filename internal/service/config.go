@@ -76,6 +76,9 @@ type Defaults struct {
 	Timeout    time.Duration
 	// Baseline applies --baseline to every account.
 	Baseline bool
+	// MaxMessageSize applies --max-message-size to every account; 0 means
+	// bridge.DefaultMaxMessageSize.
+	MaxMessageSize int64
 }
 
 // Config is a loaded configuration file.
@@ -265,11 +268,12 @@ func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error)
 		POP3: pop3,
 		IMAP: imap,
 		Bridge: bridge.Config{
-			Folder:      folder,
-			Delete:      deleteNow,
-			DeleteAfter: deleteAfter,
-			Seen:        ac.Seen,
-			Timeout:     timeout,
+			Folder:         folder,
+			Delete:         deleteNow,
+			DeleteAfter:    deleteAfter,
+			Seen:           ac.Seen,
+			Timeout:        timeout,
+			MaxMessageSize: def.MaxMessageSize,
 		},
 		Journal:     journal,
 		Baseline:    ac.Baseline || def.Baseline,

@@ -235,11 +235,14 @@ func TestConfigDefaults(t *testing.T) {
 	t.Setenv("TEST_IMAP_PASSWORD", "y")
 	text := strings.Replace(minimalAccount, `name = "a"`, `name = "a"`+"\njournal = \"state/a.journal\"\ndelete = \"1d12h\"", 1)
 	path := writeConfig(t, `max_backoff = "2h"`+"\n"+text)
-	cfg, err := LoadConfig(path, Defaults{Interval: 20 * time.Second, MaxBackoff: time.Hour, Timeout: 5 * time.Second, Baseline: true})
+	cfg, err := LoadConfig(path, Defaults{Interval: 20 * time.Second, MaxBackoff: time.Hour, Timeout: 5 * time.Second, Baseline: true, MaxMessageSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := cfg.Accounts[0]
+	if a.Bridge.MaxMessageSize != 1<<20 {
+		t.Errorf("max message size %d, want the default given, 1 MiB", a.Bridge.MaxMessageSize)
+	}
 	if a.Policy.Interval != 20*time.Second || a.Policy.MaxBackoff != 2*time.Hour || a.IMAP.Timeout != 5*time.Second || !a.Baseline {
 		t.Errorf("interval %v, max backoff %v, timeout %v, baseline %v", a.Policy.Interval, a.Policy.MaxBackoff, a.IMAP.Timeout, a.Baseline)
 	}
