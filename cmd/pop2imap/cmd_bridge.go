@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -170,7 +169,11 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
-		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		if !service.IsLoopback(o.MetricsAddr) {
+			logger.Warn("the metrics and health endpoints are reachable from other hosts; they show account names and mail counts, so listen on 127.0.0.1 or firewall the port",
+				"addr", o.MetricsAddr)
+		}
+		srv := service.MetricsServer(svc.Handler())
 		go srv.Serve(ln)
 		defer func() {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
