@@ -730,10 +730,7 @@ func (c *Client) traceLine(line []byte) {
 
 // scrub replaces the secret of the login under way in s.
 func (c *Client) scrub(s string) string {
-	if c.hide == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, c.hide, "<redacted>")
+	return Redact(s, c.hide)
 }
 
 // hiding runs a login command with secret kept out of its error and of the
@@ -748,15 +745,15 @@ func (c *Client) hiding(secret string, f func() error) error {
 	var perr *Error
 	var prot *ProtocolError
 	switch {
-	case errors.As(err, &perr) && strings.Contains(perr.Text, secret):
+	case errors.As(err, &perr) && containsSecret(perr.Text, secret):
 		scrubbed := *perr
 		scrubbed.Text = c.scrub(perr.Text)
 		return &scrubbed
-	case errors.As(err, &prot) && strings.Contains(prot.Msg, secret):
+	case errors.As(err, &prot) && containsSecret(prot.Msg, secret):
 		scrubbed := *prot
 		scrubbed.Msg = c.scrub(prot.Msg)
 		return &scrubbed
-	case strings.Contains(err.Error(), secret):
+	case containsSecret(err.Error(), secret):
 		return errors.New(c.scrub(err.Error()))
 	}
 	return err
