@@ -453,6 +453,10 @@ func (c *Client) UidlOne(n int) (UIDInfo, error) {
 	return u, nil
 }
 
+// ErrStopListing, matched by the error of a ScanList or ScanUidl callback,
+// drops the session instead of reading the rest of the listing.
+var ErrStopListing = errors.New("pop3: listing stopped")
+
 // MaxUIDLength is the longest unique-id RFC 1939 §7 allows.
 const MaxUIDLength = 70
 
@@ -479,15 +483,17 @@ func checkUID(label string, u UIDInfo) error {
 // ScanList is List for a mailbox too large to hold as a slice: it calls fn
 // with each message's size as its line arrives. After fn returns an error
 // it is not called again; the rest of the listing is read, so the session
-// stays usable, and that error is returned.
+// stays usable, and that error is returned. When fn's error matches
+// ErrStopListing (errors.Is), the rest is not read and the session is
+// dropped instead: for a listing that may never end.
 func (c *Client) ScanList(fn func(MessageInfo) error) error {
 	return scanAll(c, "LIST", parseScanListing, fn)
 }
 
 // ScanUidl is Uidl for a mailbox too large to hold as a slice, in the way
 // of ScanList.
-// A unique-id longer than MaxUIDLength is a *UIDError: fn is not called
-// again, and the rest of the listing is read and dropped.
+// A unique-id longer than MaxUIDLength is a *UIDError, and the session is
+// dropped: such a server may send them without end.
 func (c *Client) ScanUidl(fn func(UIDInfo) error) error {
 	return scanAll(c, "UIDL", parseUIDListing, func(u UIDInfo) error {
 		if err := checkUID("UIDL", u); err != nil {
@@ -893,6 +899,13 @@ func (c *Client) multiCmd(label, line string, maxLines int, fn func(line []byte)
 		}
 		if firstErr == nil {
 			firstErr = fn(l)
+			var uerr *UIDError
+			if errors.As(firstErr, &uerr) || errors.Is(firstErr, ErrStopListing) {
+				// A unique-id of any length, or more than the caller can
+				// hold: the listing may never end, so drop the session
+				// rather than drain it.
+				return c.fail(firstErr)
+			}
 		}
 	}
 }
@@ -943,4 +956,11 @@ func parseUIDListing(line []byte) (UIDInfo, bool) {
 		return UIDInfo{}, false
 	}
 	return UIDInfo{Number: int(n), UID: uid}, true
+}
+
+// joinErrors is errors.Join on one line: both stay in the chain for
+// errors.Is and errors.As, and a caller can print the result as the one
+// line of an error message.
+func joinErrors(first, then error) error {
+	return fmt.Errorf("%w; then %w", first, then)
 }

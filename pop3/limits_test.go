@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -301,19 +302,18 @@ func TestListingBytesBound(t *testing.T) {
 }
 
 // TestUIDLength: a unique-id of more than 70 bytes (RFC 1939 §7) is a
-// *UIDError from every form of UIDL, and the session stays usable.
+// *UIDError from every form of UIDL; after one in a listing the session is
+// dropped rather than drained, as the listing may never end.
 func TestUIDLength(t *testing.T) {
 	ok, long := strings.Repeat("a", MaxUIDLength), strings.Repeat("b", MaxUIDLength+1)
 	conn := startServer(t, func(s *fakeServer) {
 		s.send("+OK ready\r\n")
 		s.expect("UIDL\r\n")
-		s.send("+OK\r\n1 " + ok + "\r\n2 " + long + "\r\n3 c\r\n.\r\n")
-		s.expect("NOOP\r\n")
-		s.send("+OK\r\n")
-		s.expect("UIDL\r\n")
 		s.send("+OK\r\n1 " + ok + "\r\n.\r\n")
 		s.expect("UIDL 2\r\n")
 		s.send("+OK 2 " + long + "\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 " + ok + "\r\n2 " + long + "\r\n3 c\r\n")
 		s.expectClose()
 	})
 	c, err := NewClient(conn, nil)
@@ -321,19 +321,54 @@ func TestUIDLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, err = c.Uidl()
-	var uerr *UIDError
-	if !errors.As(err, &uerr) || uerr.Number != 2 || uerr.Length != MaxUIDLength+1 {
-		t.Fatalf("Uidl: %v, want a *UIDError for message 2", err)
-	}
-	if err := c.Noop(); err != nil {
-		t.Fatalf("the session is out of step after the refused listing: %v", err)
-	}
 	us, err := c.Uidl()
 	if err != nil || len(us) != 1 || us[0].UID != ok {
 		t.Fatalf("a 70-byte unique-id: %v, %v", us, err)
 	}
+	var uerr *UIDError
 	if _, err := c.UidlOne(2); !errors.As(err, &uerr) {
 		t.Fatalf("UidlOne: %v, want a *UIDError", err)
+	}
+	_, err = c.Uidl()
+	if !errors.As(err, &uerr) || uerr.Number != 2 || uerr.Length != MaxUIDLength+1 {
+		t.Fatalf("Uidl: %v, want a *UIDError for message 2", err)
+	}
+	if err := c.Noop(); err == nil {
+		t.Fatal("the session is still used after a listing with an over-long unique-id")
+	}
+}
+
+// TestStopListing: a callback error that matches ErrStopListing drops the
+// session at once; any other error leaves the rest to be read, and the
+// session in step.
+func TestStopListing(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		conn := startServer(t, func(s *fakeServer) {
+			s.send("+OK ready\r\n")
+			s.expect("UIDL\r\n")
+			s.send("+OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n")
+			if !stop {
+				s.expect("NOOP\r\n")
+				s.send("+OK\r\n")
+			}
+			s.expectClose()
+		})
+		c, err := NewClient(conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cause := errors.New("too much")
+		if stop {
+			cause = fmt.Errorf("%w: %w", cause, ErrStopListing)
+		}
+		calls := 0
+		err = c.ScanUidl(func(UIDInfo) error { calls++; return cause })
+		if !errors.Is(err, cause) || calls != 1 {
+			t.Fatalf("stop %v: %v after %d calls; want the callback's error after 1", stop, err, calls)
+		}
+		if err := c.Noop(); (err == nil) == stop {
+			t.Errorf("stop %v: NOOP afterwards: %v", stop, err)
+		}
+		c.Close()
 	}
 }
