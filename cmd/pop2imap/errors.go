@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 	"github.com/pop2imap/pop2imap/internal/service"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
@@ -80,6 +81,7 @@ func explain(err error) string {
 		cfgErr *service.ConfigError
 		vm     *verifyMismatchError
 		ierr   *imap.Error
+		oerr   *oauthtoken.Error
 	)
 	hint := ""
 	switch {
@@ -96,7 +98,7 @@ func explain(err error) string {
 	case errors.As(err, &lock), errors.As(err, &bad):
 		return "pop2imap: " + err.Error()
 	case errors.As(err, &vm):
-		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder"
+		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder; a + is an extra copy that migrate never removes (see README, \"Removing duplicates\")"
 	case errors.As(err, &jerr):
 		hint = "nothing unrecorded was deleted; free disk space or fix the state directory, then rerun"
 	case errors.Is(err, bridge.ErrOverQuota):
@@ -105,8 +107,10 @@ func explain(err error) string {
 		hint = "use --pop3-tls/--imap-tls implicit or starttls, or pass --allow-insecure-auth if you accept that the password can be read on the network"
 	case errors.Is(err, bridge.ErrLoginDisabled), errors.As(err, &ierr) && ierr.Code == imap.ResponseCodePrivacyRequired:
 		hint = "the server accepts passwords only over TLS: use --imap-tls implicit or starttls"
+	case errors.As(err, &oerr):
+		hint = oerr.Hint()
 	case errors.As(err, &auth) && auth.Mech.OAuth2():
-		hint = fmt.Sprintf("check that --%s-oauth2-token-cmd prints a current access token with the mail scope, and that %s access is enabled for the account",
+		hint = fmt.Sprintf("check that the access token (--%s-oauth2-token-file or -cmd) is for this account with the mail scope, and that %s access is enabled for the account",
 			auth.Proto, upper(auth.Proto))
 	case errors.As(err, &auth):
 		hint = fmt.Sprintf("check the %s password and that %s access is enabled for the account (Gmail and Microsoft 365 need an app password or OAuth2)",

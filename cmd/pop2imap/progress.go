@@ -52,7 +52,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func copiedCount(s *bridge.Stats) int64 {
-	return s.Appended.Load() + s.Recovered.Load() + s.LeftBehind.Load()
+	return s.Appended.Load() + s.Recovered.Load() + s.Adopted.Load() + s.LeftBehind.Load()
 }
 
 func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
@@ -74,7 +74,11 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 				progressbar.OptionClearOnFinish(),
 			)
 		}
-		bar.Describe(fmt.Sprintf("%d/%d msgs", copiedCount(stats), stats.ToCopy.Load()))
+		if n, of := stats.Indexed.Load(), stats.IndexTotal.Load(); of > 0 && n < of && copiedCount(stats) == 0 {
+			bar.Describe(fmt.Sprintf("indexing the folder %d/%d", n, of))
+		} else {
+			bar.Describe(fmt.Sprintf("%d/%d msgs", copiedCount(stats), stats.ToCopy.Load()))
+		}
 		bar.Set64(min(stats.Bytes.Load(), total))
 	}
 	for {
@@ -97,6 +101,10 @@ func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
 	for {
 		select {
 		case <-tick.C:
+			if n, of := stats.Indexed.Load(), stats.IndexTotal.Load(); of > 0 && n < of && copiedCount(stats) == 0 {
+				logger.Info("indexing the folder", "read", n, "of", of)
+				continue
+			}
 			if stats.ToCopy.Load() == 0 {
 				continue
 			}
@@ -128,6 +136,7 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 	}
 	row("Appended", s.Appended.Load(), true)
 	row("Recovered", s.Recovered.Load(), false)
+	row("Adopted", s.Adopted.Load(), false)
 	row("Deleted", s.Deleted.Load(), true)
 	row("Left behind", s.LeftBehind.Load(), true)
 	row("Retries", s.Retries.Load(), false)

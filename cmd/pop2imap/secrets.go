@@ -12,14 +12,15 @@ import (
 )
 
 // secretSource says where one password or OAuth2 access token comes from.
-// Exactly one of the fields is used, in the order token command, command,
-// file, environment.
+// Exactly one of the fields is used, in the order token file, token
+// command, command, file, environment.
 type secretSource struct {
 	what         string // "POP3 password"
 	envVar       string
 	file         string
 	command      string
 	tokenCommand string // prints an OAuth2 access token
+	tokenFile    string // an OAuth2 token file from `pop2imap login`
 	oauth2       bool   // an OAuth2 mechanism was forced: the secret is a token
 	flagFor      string // the flag prefix, e.g. "--pop3", for error messages
 	timeout      time.Duration
@@ -31,6 +32,17 @@ type secretSource struct {
 // when no source is configured, two commands or files compete, or a file
 // is missing, empty or readable by others, before any connection is made.
 func (s secretSource) resolve() (bridge.SecretFunc, error) {
+	if s.tokenFile != "" {
+		if s.tokenCommand != "" || s.command != "" || s.file != "" {
+			return nil, usageErrorf("%s-oauth2-token-file cannot be combined with %s-oauth2-token-cmd, %s-password-cmd or %s-password-file",
+				s.flagFor, s.flagFor, s.flagFor, s.flagFor)
+		}
+		src, err := secret.Ref{Kind: secret.OAuth2TokenFile, Value: s.tokenFile}.Open(secret.Options{What: s.what})
+		if err != nil {
+			return nil, err
+		}
+		return src.Resolve, nil
+	}
 	if s.tokenCommand != "" {
 		if s.command != "" || s.file != "" {
 			return nil, usageErrorf("%s-oauth2-token-cmd cannot be combined with %s-password-cmd or %s-password-file",
@@ -50,8 +62,8 @@ func (s secretSource) resolve() (bridge.SecretFunc, error) {
 	case os.Getenv(s.envVar) != "":
 		ref = secret.Ref{Kind: secret.Env, Value: s.envVar}
 	case s.oauth2:
-		return nil, usageErrorf("no %s: use %s-oauth2-token-cmd (or set %s, or use %s-password-file, for a token that will not expire during the run)",
-			s.what, s.flagFor, s.envVar, s.flagFor)
+		return nil, usageErrorf("no %s: use %s-oauth2-token-file (from 'pop2imap login') or %s-oauth2-token-cmd (or set %s, or use %s-password-file, for a token that will not expire during the run)",
+			s.what, s.flagFor, s.flagFor, s.envVar, s.flagFor)
 	default:
 		return nil, usageErrorf("no %s: set %s, or use %s-password-file, %s-password-cmd or %s-oauth2-token-cmd",
 			s.what, s.envVar, s.flagFor, s.flagFor, s.flagFor)

@@ -20,8 +20,9 @@
 // IMAP password. A secret file that other users can read is refused, as
 // ssh refuses such a key, with the chmod that fixes it.
 //
-// New kinds of reference (an OAuth2 token file, say) are added as a Kind,
-// a case in Open and a Source that knows how to resolve it.
+// An OAuth2 token file (from `pop2imap login`) is one more kind: its access
+// token is the secret, refreshed as package oauthtoken decides. New kinds
+// are added as a Kind, a case in Open and a Source that resolves them.
 package secret
 
 import (
@@ -38,6 +39,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 )
 
 // Kind is the kind of place a secret is kept in.
@@ -48,10 +52,13 @@ const (
 	File       Kind = "file"       // a file whose first line is the secret; ${VAR} is expanded
 	Command    Kind = "command"    // a shell command that prints the secret on its first line
 	Credential Kind = "credential" // a systemd credential: $CREDENTIALS_DIRECTORY/NAME
+	// OAuth2TokenFile is a token file written by `pop2imap login`: the
+	// secret is its access token, refreshed as needed. ${VAR} is expanded.
+	OAuth2TokenFile Kind = "oauth2_token_file"
 )
 
 // kinds lists the kinds in the order the error messages name them.
-var kinds = []Kind{Env, File, Command, Credential}
+var kinds = []Kind{Env, File, Command, Credential, OAuth2TokenFile}
 
 // Ref says where one secret is kept.
 type Ref struct {
@@ -60,6 +67,10 @@ type Ref struct {
 }
 
 func (r Ref) String() string { return fmt.Sprintf("{ %s = %q }", r.Kind, r.Value) }
+
+// OAuth2 reports whether the reference always yields an OAuth2 access
+// token, whatever login mechanism is configured.
+func (r Ref) OAuth2() bool { return r.Kind == OAuth2TokenFile }
 
 const (
 	// DefaultTimeout bounds a command when Options.Timeout is 0.
@@ -153,6 +164,21 @@ func (r Ref) Open(opts Options) (*Source, error) {
 			path = filepath.Join(opts.BaseDir, path)
 		}
 		return openFile(r, path, opts)
+	case OAuth2TokenFile:
+		path, err := ExpandEnv(r.Value)
+		if err != nil {
+			return fail(err)
+		}
+		if !filepath.IsAbs(path) && opts.BaseDir != "" {
+			path = filepath.Join(opts.BaseDir, path)
+		}
+		// Its errors are *oauthtoken.Error, which callers classify
+		// themselves (a login needed, or a file to fix).
+		src, err := oauthtoken.Open(path, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &Source{what: opts.What, resolve: bridge.TokenSourceSecret(src)}, nil
 	}
 	return fail(fmt.Errorf("unknown secret source %q (want %s)", r.Kind, kindList()))
 }
@@ -371,7 +397,7 @@ func Parse(v any) (Ref, error) {
 var ErrLiteral = errors.New(`a literal password is not allowed in the config file; write a reference: ` + examples())
 
 func examples() string {
-	return `{ env = "VAR" }, { file = "/path" }, { command = "pass show x" } or { credential = "name" }`
+	return `{ env = "VAR" }, { file = "/path" }, { command = "pass show x" }, { credential = "name" } or { oauth2_token_file = "/path" }`
 }
 
 func kindList() string {

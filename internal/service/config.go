@@ -243,6 +243,9 @@ func (ac *accountConfig) resolve(def Defaults, baseDir string) (*Account, error)
 	if folder == "" {
 		folder = "INBOX"
 	}
+	if folder, err = bridge.CanonicalFolder(folder); err != nil {
+		return nil, fmt.Errorf("folder: %v", err)
+	}
 	journal := ac.Journal
 	if journal == "" {
 		journal, err = state.DefaultPath(pop3.Addr, pop3.Username, imap.Addr, imap.Username, folder)
@@ -334,7 +337,7 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 	}
 	ep := &bridge.Endpoint{
 		Addr: addr, Username: sc.User, TLS: mode, TLSConfig: tlsConfig, Secret: src.Resolve,
-		Auth: mech, OAuth2: mech.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
+		Auth: mech, OAuth2: mech.OAuth2() || ref.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
 	}
 	if err := ep.CheckAuthAllowed(proto); err != nil {
 		return nil, fmt.Errorf("%v (use %s.tls = \"implicit\" or \"starttls\", or allow_insecure_auth = true if you accept that)", err, proto)

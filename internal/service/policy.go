@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
@@ -117,6 +118,7 @@ func Classify(err error) ErrorKind {
 		hnerr  x509.HostnameError
 		cierr  x509.CertificateInvalidError
 		tlsver *tls.CertificateVerificationError
+		oerr   *oauthtoken.Error
 		serr   *secret.Error
 	)
 	switch {
@@ -126,6 +128,15 @@ func Classify(err error) ErrorKind {
 		return KindInUse
 	case errors.As(err, &aerr):
 		return KindAuth
+	case errors.As(err, &oerr) && oerr.NeedsLogin():
+		// A refresh token revoked, a client id unknown: only a new
+		// 'pop2imap login' helps.
+		return KindAuth
+	case errors.As(err, &oerr):
+		// A token file that cannot be read or written, a token endpoint
+		// that cannot be reached: retried at the slow, persistent pace,
+		// not in a storm against the authorization server.
+		return KindConfig
 	case errors.Is(err, bridge.ErrOverQuota):
 		return KindQuota
 	case errors.As(err, &jerr), errors.As(err, &lerr), errors.As(err, &corr):
