@@ -551,13 +551,18 @@ func withDeadline(c *imapclient.Client, d time.Duration, f func() error) error {
 	return err
 }
 
-// redact removes a secret from an error's text, in case a server echoes it.
+// redact removes a secret from an error's text, in case a server echoes it,
+// also in the base64 forms of a SASL payload.
 // The error stays unwrappable, so its type still decides what happens next.
 func redact(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+	if err == nil || secret == "" {
 		return err
 	}
-	return &redactedError{text: strings.ReplaceAll(err.Error(), secret, "<redacted>"), err: err}
+	text := pop3.Redact(err.Error(), secret)
+	if text == err.Error() {
+		return err
+	}
+	return &redactedError{text: text, err: err}
 }
 
 type redactedError struct {

@@ -46,6 +46,12 @@ type Config struct {
 	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
 	SpoolThreshold int64
 	TempDir        string
+	// MaxMessageSize is the largest message copied; 0 means
+	// DefaultMaxMessageSize. When the IMAP server gives an APPENDLIMIT,
+	// the smaller of the two applies. A larger message is left on the
+	// POP3 server with a *TooLargeError, and no message, whatever LIST
+	// says of it, makes the spool grow past the limit.
+	MaxMessageSize int64
 	// Retries is how many times a temporary failure is retried, with
 	// exponential backoff from RetryDelay (0 means 5 and 1s; a negative
 	// Retries means none, so that the first failure ends the run).
@@ -75,6 +81,9 @@ func (cfg *Config) withDefaults() Config {
 	if c.SpoolThreshold <= 0 {
 		c.SpoolThreshold = 1 << 20
 	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
 	switch {
 	case c.Retries == 0:
 		c.Retries = 5
@@ -91,6 +100,36 @@ func (cfg *Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// DefaultMaxMessageSize is the largest message copied when
+// Config.MaxMessageSize is 0.
+const DefaultMaxMessageSize = 256 << 20
+
+// TooLargeError is a message larger than pop2imap copies: over the IMAP
+// server's APPENDLIMIT or over Config.MaxMessageSize. It is not retrieved
+// and stays on the POP3 server.
+type TooLargeError struct {
+	Number      int
+	Size        int64 // as LIST gives it
+	Limit       int64
+	AppendLimit bool // Limit is the IMAP server's APPENDLIMIT
+}
+
+func (e *TooLargeError) Error() string {
+	if e.AppendLimit {
+		return fmt.Sprintf("message %d is %d bytes, over the IMAP server's APPENDLIMIT of %d bytes", e.Number, e.Size, e.Limit)
+	}
+	return fmt.Sprintf("message %d is %d bytes, over the largest message copied (%d bytes)", e.Number, e.Size, e.Limit)
+}
+
+// sizeLimit is the largest message this session copies, and whether it is
+// the server's APPENDLIMIT.
+func (cfg *Config) sizeLimit(appendLimit int64) (int64, bool) {
+	if appendLimit > 0 && appendLimit < cfg.MaxMessageSize {
+		return appendLimit, true
+	}
+	return cfg.MaxMessageSize, false
 }
 
 // MaxIMAPConns caps parallel IMAP connections: servers commonly limit a user
@@ -331,6 +370,12 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 
 	copyList := pl.copyList(l, cfg.Limit)
+	maxSize, isAppendLimit := cfg.sizeLimit(appendLimit(ic.Caps()))
+	copyList.dropTooLarge(maxSize, func(t task) {
+		m.Stats.LeftBehind.Add(1)
+		m.emit(Event{Kind: EventRefused, Number: t.num, UIDL: t.uidl, Size: t.size,
+			Err: &TooLargeError{Number: t.num, Size: t.size, Limit: maxSize, AppendLimit: isAppendLimit}})
+	})
 	m.Stats.ToCopy.Store(int64(copyList.len()))
 	m.Stats.BytesToCopy.Store(copyList.bytes())
 
@@ -360,7 +405,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		ic.Close()
 	}
 
-	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable}
+	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable, maxSize: maxSize}
 	if err := p.run(ctx, copyList); err != nil {
 		return err
 	}
@@ -609,6 +654,22 @@ type copyList struct {
 
 func (c *copyList) len() int { return len(c.retry) + len(c.fresh) }
 
+// dropTooLarge takes out the messages LIST gives as larger than limit, and
+// calls left for each: they are never retrieved.
+func (c *copyList) dropTooLarge(limit int64, left func(task)) {
+	for _, idx := range []*[]int32{&c.retry, &c.fresh} {
+		keep := (*idx)[:0:0]
+		for _, i := range *idx {
+			if c.l.size(int(i)) > limit {
+				left(task{c.l.at(int(i)), c.entries[i]})
+				continue
+			}
+			keep = append(keep, i)
+		}
+		*idx = keep
+	}
+}
+
 // index returns the listing index of the kth message to copy.
 func (c *copyList) index(k int) int32 {
 	if k < len(c.retry) {
@@ -665,7 +726,8 @@ type pipeline struct {
 
 	// adopt, when not nil, looks in the folder for each message before it
 	// is appended; nil when the folder held nothing at the start.
-	adopt *adopter
+	adopt   *adopter
+	maxSize int64 // the largest message the spool takes
 
 	mu        sync.Mutex
 	confirmed []delMsg // recorded appended, not yet DELE'd
@@ -818,8 +880,11 @@ func (p *pipeline) settle() {
 func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 	// LIST gave the size; some servers count a little differently, but a
 	// body far larger than that is a server gone wrong, and spooling it
-	// would fill the disk.
+	// would fill the disk. Whatever LIST says, the spool stops at maxSize.
 	limit := t.size + max(t.size, 1<<20)
+	if p.maxSize > 0 {
+		limit = min(limit, p.maxSize)
+	}
 	sp, err := spoolMessage(io.LimitReader(body, limit+1), t.size, p.cfg.SpoolThreshold, p.cfg.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: RETR %d: %w", t.num, err)

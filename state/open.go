@@ -49,7 +49,7 @@ func (j *Journal) open() error {
 		return err
 	}
 	lockPath := j.path + ".lock"
-	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", lockPath, err)
 	}
@@ -65,7 +65,7 @@ func (j *Journal) open() error {
 	removeStaleTemps(dir, filepath.Base(j.path)+compactSuffix)
 	removeStaleTemps(dir, filepath.Base(j.path)+indexSuffix)
 
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", j.path, err)
 	}
@@ -73,6 +73,13 @@ func (j *Journal) open() error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fileErr("stat", j.path, err)
+	}
+	// A journal made by an older version, or copied in, may be readable
+	// by others: it names the mailbox's messages.
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return fileErr("chmod", j.path, err)
+		}
 	}
 	// An entry takes at least one record of some 250 bytes.
 	j.idx, err = openIndex(dir, filepath.Base(j.path)+indexSuffix+"*", fi.Size()/250)
@@ -432,7 +439,7 @@ func (j *Journal) compact() error {
 	if err := j.syncDir(dir); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", j.path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pop2imap/pop2imap/internal/oauthtoken"
+	"github.com/pop2imap/pop2imap/internal/secret"
 )
 
 // loginOptions holds the flags of `pop2imap login`.
@@ -112,12 +113,14 @@ func (o *loginOptions) login() (l *oauthtoken.Login, device bool, err error) {
 	custom := o.DeviceAuthURL != "" || o.AuthURL != "" || o.TokenURL != "" || len(o.Scopes) > 0
 	l = &oauthtoken.Login{ClientID: o.ClientID}
 	if o.ClientSecretFile != "" {
-		b, err := os.ReadFile(o.ClientSecretFile)
+		// Read by the rules of every secret file: the first line, and
+		// refused when empty or readable by other users.
+		src, err := secret.Ref{Kind: secret.File, Value: o.ClientSecretFile}.Open(secret.Options{What: "OAuth2 client secret"})
 		if err != nil {
-			return nil, false, fmt.Errorf("reading the client secret: %w", err)
+			return nil, false, &usageError{msg: err.Error(), err: err}
 		}
-		if l.ClientSecret = firstLine(b); l.ClientSecret == "" {
-			return nil, false, fmt.Errorf("the client secret file %s is empty", o.ClientSecretFile)
+		if l.ClientSecret, err = src.Resolve(context.Background()); err != nil {
+			return nil, false, err
 		}
 	}
 	switch {

@@ -41,6 +41,7 @@ type migrateOptions struct {
 	Progress, LogFormat  string
 	Verbose              bool
 	IMAPConns, Window    int
+	MaxMessageSize       sizeValue
 }
 
 // AddFlags registers the connection flags on fs.
@@ -82,6 +83,8 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
 	fs.IntVar(&o.Window, "pop3-window", 64, "RETR commands in flight when the POP3 server allows pipelining")
+	o.MaxMessageSize = bridge.DefaultMaxMessageSize
+	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 }
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,13 +115,13 @@ func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 func (o *connOptions) secrets() (pop3Secret, imapSecret bridge.SecretFunc, err error) {
 	pop3Secret, err = secretSource{what: "POP3 password", envVar: "POP2IMAP_POP3_PASSWORD",
 		file: o.POP3PasswordFile, command: o.POP3PasswordCmd, tokenCommand: o.POP3TokenCmd,
-		tokenFile: o.POP3TokenFile, oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3"}.resolve()
+		tokenFile: o.POP3TokenFile, oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3", timeout: o.Timeout}.resolve()
 	if err != nil {
 		return nil, nil, err
 	}
 	imapSecret, err = secretSource{what: "IMAP password", envVar: "POP2IMAP_IMAP_PASSWORD",
 		file: o.IMAPPasswordFile, command: o.IMAPPasswordCmd, tokenCommand: o.IMAPTokenCmd,
-		tokenFile: o.IMAPTokenFile, oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap"}.resolve()
+		tokenFile: o.IMAPTokenFile, oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap", timeout: o.Timeout}.resolve()
 	return pop3Secret, imapSecret, err
 }
 
@@ -227,6 +230,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		Config: bridge.Config{
 			Folder: o.Folder, Delete: o.Delete, DryRun: o.DryRun, Limit: o.Limit, Seen: o.Seen,
 			IMAPConns: o.IMAPConns, Window: o.Window, Timeout: o.Timeout,
+			MaxMessageSize: int64(o.MaxMessageSize),
 		},
 		POP3: pop3, IMAP: imap, Journal: journal, Stats: stats,
 	}

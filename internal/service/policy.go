@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/oauthtoken"
+	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -117,6 +119,7 @@ func Classify(err error) ErrorKind {
 		cierr  x509.CertificateInvalidError
 		tlsver *tls.CertificateVerificationError
 		oerr   *oauthtoken.Error
+		serr   *secret.Error
 	)
 	switch {
 	case errors.As(err, &perr) && perr.Code == "LOGIN-DELAY":
@@ -143,6 +146,10 @@ func Classify(err error) ErrorKind {
 	case errors.Is(err, bridge.ErrInsecureAuth):
 		return KindConfig
 	case errors.As(err, &cerr) && cerr.Op == "password":
+		return KindConfig
+	case errors.As(err, &serr) && !errors.Is(err, context.Canceled):
+		// A password or token command that fails or hangs, however the
+		// error reached us (an OAuth2 token's is not Op "password").
 		return KindConfig
 	}
 	return KindTemporary
