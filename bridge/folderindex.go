@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -151,37 +152,15 @@ func buildIndex(c *imapclient.Client, folder string, timeout time.Duration, prog
 // sort orders msgs by UID (servers send them so, but need not) and builds
 // the two orderings that lookups search.
 func (x *folderIndex) sort() {
-	slices.SortFunc(x.msgs, func(a, b indexed) int { return cmpUID(a.uid, b.uid) })
+	slices.SortFunc(x.msgs, func(a, b indexed) int { return cmp.Compare(a.uid, b.uid) })
 	x.byMID = make([]int32, len(x.msgs))
 	x.bySize = make([]int32, len(x.msgs))
 	for i := range x.msgs {
 		x.byMID[i], x.bySize[i] = int32(i), int32(i)
 	}
-	slices.SortFunc(x.byMID, func(a, b int32) int { return cmpUint64(x.msgs[a].mid, x.msgs[b].mid) })
-	slices.SortFunc(x.bySize, func(a, b int32) int { return cmpInt64(x.msgs[a].size, x.msgs[b].size) })
+	slices.SortFunc(x.byMID, func(a, b int32) int { return cmp.Compare(x.msgs[a].mid, x.msgs[b].mid) })
+	slices.SortFunc(x.bySize, func(a, b int32) int { return cmp.Compare(x.msgs[a].size, x.msgs[b].size) })
 	x.claimed = make([]bool, len(x.msgs))
-}
-
-func cmpUID(a, b imap.UID) int { return cmpUint64(uint64(a), uint64(b)) }
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // len is the number of stored messages indexed.
@@ -189,7 +168,7 @@ func (x *folderIndex) len() int { return len(x.msgs) }
 
 // byUID returns the position of the stored message with uid.
 func (x *folderIndex) byUID(uid imap.UID) (int32, bool) {
-	i, ok := slices.BinarySearchFunc(x.msgs, uid, func(e indexed, uid imap.UID) int { return cmpUID(e.uid, uid) })
+	i, ok := slices.BinarySearchFunc(x.msgs, uid, func(e indexed, uid imap.UID) int { return cmp.Compare(e.uid, uid) })
 	return int32(i), ok
 }
 
@@ -206,23 +185,24 @@ func (x *folderIndex) withMID(mid uint64) []int32 {
 	if mid == 0 {
 		return nil
 	}
-	lo, _ := slices.BinarySearchFunc(x.byMID, mid, func(k int32, mid uint64) int { return cmpUint64(x.msgs[k].mid, mid) })
-	hi := lo
-	for hi < len(x.byMID) && x.msgs[x.byMID[hi]].mid == mid {
-		hi++
-	}
-	return x.byMID[lo:hi]
+	return equalRun(x.byMID, func(k int32) uint64 { return x.msgs[k].mid }, mid)
 }
 
 // withSize returns the positions of the stored messages of exactly size
 // bytes.
 func (x *folderIndex) withSize(size int64) []int32 {
-	lo, _ := slices.BinarySearchFunc(x.bySize, size, func(k int32, size int64) int { return cmpInt64(x.msgs[k].size, size) })
+	return equalRun(x.bySize, func(k int32) int64 { return x.msgs[k].size }, size)
+}
+
+// equalRun returns the run of positions in order, which is sorted by key,
+// whose key is want.
+func equalRun[K cmp.Ordered](order []int32, key func(int32) K, want K) []int32 {
+	lo, _ := slices.BinarySearchFunc(order, want, func(k int32, want K) int { return cmp.Compare(key(k), want) })
 	hi := lo
-	for hi < len(x.bySize) && x.msgs[x.bySize[hi]].size == size {
+	for hi < len(order) && key(order[hi]) == want {
 		hi++
 	}
-	return x.bySize[lo:hi]
+	return order[lo:hi]
 }
 
 // candidates returns the stored messages that may be a copy of fp. A copy
