@@ -6,6 +6,7 @@
 #                     [-mix usual|small] [-format maildir|sdbox|mdbox]
 #                     [-delay auto|netem|proxy] [-o results.txt]
 #        bench/run.sh -scale 1000000
+#        bench/run.sh -index 100000
 #
 #   -n      maildrop sizes (messages of the usual mix, see bench/corpus)
 #   -mix    small: 2 to 8 KB text messages only, for the many-messages runs
@@ -25,6 +26,10 @@
 #           many tiny messages where nothing is copied: a bridge --baseline
 #           run that records them all, then a migrate run that finds them
 #           all done (bench/scale_test.go)
+#   -index  instead of all the above, measure the folder index on a target
+#           folder of this many tiny messages with a journal that knows none
+#           of them: one new message, then every message adopted
+#           (bench/index_test.go)
 #
 # Needs root (Dovecot switches to its mail user), dovecot-pop3d,
 # dovecot-imapd and time (/usr/bin/time). Traffic stays on 127.0.0.0/8.
@@ -33,7 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out= scale=
+sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out= scale= index=
 while (($#)); do
 	case $1 in
 	-n) sizes=$2 ;;
@@ -44,6 +49,7 @@ while (($#)); do
 	-seed) seed=$2 ;;
 	-flags) flags=$2 ;;
 	-scale) scale=$2 ;;
+	-index) index=$2 ;;
 	-mix) mix=$2 ;;
 	-format) format=$2 ;;
 	-delay) delay=$2 ;;
@@ -134,10 +140,12 @@ export POP2IMAP_BENCH=1 POP2IMAP_DOVECOT=require
 export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts \
 	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
 	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format \
-	BENCH_SCALE_N=$scale
+	BENCH_SCALE_N=$scale BENCH_INDEX_N=$index
 run='^TestBench$'
 if [[ -n $scale ]]; then
 	run='^TestScale$'
+elif [[ -n $index ]]; then
+	run='^TestFolderIndex$'
 fi
 (cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run "$run" -test.v -test.count=1 -test.timeout=0) &
 testpid=$!

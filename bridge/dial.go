@@ -249,20 +249,22 @@ func (ep *Endpoint) handshake(ctx context.Context, conn net.Conn) (*tls.Conn, er
 // loginWithRefresh gets the secret and logs in with it. When an OAuth2
 // token is refused, it asks for a fresh one and, if that differs, tries
 // once more on a new connection: a token command that hands out a cached
-// token may hand out one that expired a moment ago.
+// token may hand out one that expired a moment ago. The second call's
+// context tells the secret function which token was refused (see
+// RefusedToken), so that a token file can refresh at once.
 func loginWithRefresh[C any](ctx context.Context, ep *Endpoint, proto string, dial func(secret string) (C, error)) (C, error) {
 	var zero C
 	if err := ep.CheckAuthAllowed(proto); err != nil {
 		return zero, err
 	}
-	getSecret := func() (string, error) {
+	getSecret := func(ctx context.Context) (string, error) {
 		secret, err := ep.Secret(ctx)
 		if err != nil {
 			return "", &ConnectError{Proto: proto, Addr: ep.Addr, Op: ep.secretWord(), Err: err}
 		}
 		return secret, nil
 	}
-	secret, err := getSecret()
+	secret, err := getSecret(ctx)
 	if err != nil {
 		return zero, err
 	}
@@ -271,7 +273,7 @@ func loginWithRefresh[C any](ctx context.Context, ep *Endpoint, proto string, di
 	if err == nil || !errors.As(err, &aerr) || !aerr.Mech.OAuth2() {
 		return c, err
 	}
-	fresh, ferr := getSecret()
+	fresh, ferr := getSecret(context.WithValue(ctx, refusedTokenKey{}, secret))
 	if ferr != nil || fresh == secret {
 		return zero, err
 	}
@@ -280,6 +282,35 @@ func loginWithRefresh[C any](ctx context.Context, ep *Endpoint, proto string, di
 		aerr.Refreshed = true
 	}
 	return c, err
+}
+
+type refusedTokenKey struct{}
+
+// RefusedToken returns the access token a server has just refused, when a
+// SecretFunc is called again for a fresh one after an OAuth2 login failed;
+// "" otherwise.
+func RefusedToken(ctx context.Context) string {
+	s, _ := ctx.Value(refusedTokenKey{}).(string)
+	return s
+}
+
+// TokenSource hands out OAuth2 access tokens and replaces one a server
+// refused; *oauthtoken.Source is one.
+type TokenSource interface {
+	AccessToken(ctx context.Context) (string, error)
+	Refresh(ctx context.Context, refused string) (string, error)
+}
+
+// TokenSourceSecret is the SecretFunc of an Endpoint whose access tokens
+// come from ts: the current token at each login, a refreshed one after a
+// refusal.
+func TokenSourceSecret(ts TokenSource) SecretFunc {
+	return func(ctx context.Context) (string, error) {
+		if refused := RefusedToken(ctx); refused != "" {
+			return ts.Refresh(ctx, refused)
+		}
+		return ts.AccessToken(ctx)
+	}
 }
 
 // DialPOP3 connects, secures and logs in to the POP3 server.
@@ -536,13 +567,18 @@ func withDeadline(c *imapclient.Client, d time.Duration, f func() error) error {
 	return err
 }
 
-// redact removes a secret from an error's text, in case a server echoes it.
+// redact removes a secret from an error's text, in case a server echoes it,
+// also in the base64 forms of a SASL payload.
 // The error stays unwrappable, so its type still decides what happens next.
 func redact(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+	if err == nil || secret == "" {
 		return err
 	}
-	return &redactedError{text: strings.ReplaceAll(err.Error(), secret, "<redacted>"), err: err}
+	text := pop3.Redact(err.Error(), secret)
+	if text == err.Error() {
+		return err
+	}
+	return &redactedError{text: text, err: err}
 }
 
 type redactedError struct {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pop2imap/pop2imap/internal/dovecottest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -33,23 +34,41 @@ type diskFailure struct {
 	failSync  error // the error a failing fsync returns
 }
 
-// journalFault is a diskFailure from the at-th operation on.
+// journalFault is a diskFailure from the at-th write on: a failing write
+// is the at-th write itself, a failing fsync the first fsync after it.
+// Counting writes makes every point reachable whatever the scheduling: a
+// run makes the same writes every time, but parallel intents may share an
+// fsync, so the number of fsyncs varies.
 type journalFault struct {
 	diskFailure
-	at int // the first failing operation, counting writes and fsyncs from 1
+	at int // counting writes from 1
 
 	mu     sync.Mutex
-	ops    int
+	writes int
 	fired  bool
 	onFire func() // called once, when the first failure happens
 }
 
-// next counts one operation and reports whether it must fail.
-func (f *journalFault) next() bool {
+// write counts one write and reports whether it must fail.
+func (f *journalFault) write() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.ops++
-	if f.ops < f.at {
+	f.writes++
+	return f.failsWrites() && f.fire()
+}
+
+// sync reports whether an fsync must fail.
+func (f *journalFault) sync() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failSync != nil && f.fire()
+}
+
+func (f *journalFault) failsWrites() bool { return f.failWrite != nil || f.short }
+
+// fire reports whether the fault is on, noting the first time it is.
+func (f *journalFault) fire() bool {
+	if f.writes < f.at {
 		return false
 	}
 	if !f.fired {
@@ -63,7 +82,7 @@ func (f *journalFault) next() bool {
 
 func (w *failingJournalFile) Write(p []byte) (int, error) {
 	f := w.f
-	if (f.failWrite != nil || f.short) && f.next() {
+	if f.write() {
 		switch {
 		case f.short:
 			return w.File.Write(p[:len(p)/2])
@@ -77,7 +96,7 @@ func (w *failingJournalFile) Write(p []byte) (int, error) {
 }
 
 func (w *failingJournalFile) Sync() error {
-	if w.f.failSync != nil && w.f.next() {
+	if w.f.sync() {
 		return w.f.failSync
 	}
 	return w.File.Sync()
@@ -112,11 +131,13 @@ func TestJournalFaults(t *testing.T) {
 		{"fsync finds the disk full", diskFailure{failSync: &os.PathError{Op: "sync", Path: "journal", Err: syscall.ENOSPC}}, "no space left on device"},
 	}
 	// The sample mail makes 11 intents, 11 confirmations and one record of
-	// the deletes, after QUIT: 23 writes. The confirmations ride on the
-	// intents' fsyncs and on the one before the DELEs, so there are at
-	// most 13 fsyncs, fewer when parallel intents share one.
+	// the deletes, after QUIT: 23 writes, whatever the scheduling. A write
+	// fault hits write at; an fsync fault the first fsync after it, so at
+	// 22 (the last confirmation) it hits the fsync just before the DELEs,
+	// and at 23 the one after QUIT.
+	const writes = 23
 	for _, kind := range kinds {
-		for _, at := range []int{1, 2, 3, 6, 12, 17, 22, 23} {
+		for _, at := range []int{1, 2, 3, 6, 12, 17, writes - 1, writes} {
 			t.Run(fmt.Sprintf("%s/at %d", kind.name, at), func(t *testing.T) {
 				e := newTestEnv(t, sampleMessages(t), pop3test.Config{})
 				if j, err := state.Open(e.journal); err != nil { // created on a healthy disk
@@ -139,10 +160,7 @@ func TestJournalFaults(t *testing.T) {
 				runErr := e.runWithJournal(j, Config{Delete: true, IMAPConns: 2, Window: 4})
 				j.Close()
 				if !fault.fired {
-					if runErr != nil {
-						t.Fatalf("no fault fired, yet the run failed: %v", runErr)
-					}
-					t.Skipf("the run needed fewer than %d journal operations", at)
+					t.Fatalf("no fault fired after %d writes (want %d); run error: %v", fault.writes, writes, runErr)
 				}
 				var jerr *JournalError
 				if !errors.As(runErr, &jerr) {
@@ -150,6 +168,16 @@ func TestJournalFaults(t *testing.T) {
 				}
 				if msg := runErr.Error(); !strings.Contains(msg, e.journal) || !strings.Contains(msg, kind.text) {
 					t.Errorf("error %q does not name the journal and %q", msg, kind.text)
+				}
+				if kind.fault.failSync != nil && at == writes-1 {
+					// The fsync just before the DELEs: every message was
+					// retrieved, and not one DELE may follow.
+					if n := countPrefix(e.pop.Log()[:logAtFault], "RETR"); n != len(e.source) {
+						t.Errorf("%d RETRs before the failing fsync, want all %d: it is not the one before the DELEs", n, len(e.source))
+					}
+					if n := countPrefix(e.pop.Log(), "DELE"); n != 0 {
+						t.Errorf("%d DELEs after the fsync before them failed", n)
+					}
 				}
 				// A journal failure must not be retried: one POP3 session.
 				if n := countPrefix(e.pop.Log(), "STAT"); n != 1 {
@@ -306,13 +334,21 @@ func readEntries(t *testing.T, path string) []state.Entry {
 // TestJournalOnFullTmpfs puts the journal on a real, tiny, nearly full
 // tmpfs. The run stops on ENOSPC with a JournalError and sends no QUIT;
 // once space is freed, a rerun finishes with every message exactly once.
+//
+// It needs root to mount the tmpfs. Where POP2IMAP_DOVECOT=require (as in
+// CI, which runs as root for Dovecot anyway), a failed mount fails the test
+// instead of skipping it, so that CI cannot pass without running it.
 func TestJournalOnFullTmpfs(t *testing.T) {
+	skip := t.Skipf
+	if os.Getenv(dovecottest.EnvVar) == "require" {
+		skip = t.Fatalf
+	}
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
+		skip("mounting a tmpfs needs root")
 	}
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, strings.TrimSpace(string(out)))
+		skip("cannot mount a tmpfs: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	// Enough messages that their records need more than one page.

@@ -21,7 +21,11 @@ func (e *ConnectError) ErrorKind() errkind.Kind {
 		return errkind.Unreachable
 	case "password", "access token":
 		// The password file, password command or token command failed:
-		// no rerun mends that; the user must fix the source.
+		// no rerun mends that; the user must fix the source, or log in
+		// again when the token source says so.
+		if cause == errkind.Auth || cause == errkind.Token {
+			return cause
+		}
 		return errkind.Config
 	case "tls":
 		if cause == errkind.Config {

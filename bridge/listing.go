@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/pop2imap/pop2imap/pop3"
 )
@@ -94,6 +95,20 @@ func (l *listing) dupUIDLs() []bool {
 	return dup
 }
 
+// maxListingBytes bounds the listing as held, whatever STAT claims: some
+// 1.15 million messages with Dovecot's UIDLs (29 bytes each), or 400,000
+// with the longest unique-ids RFC 1939 allows (83 bytes). Past it the UIDL
+// is refused with a *pop3.ProtocolError, which drops the session rather
+// than read the rest. A variable so tests can lower it.
+var maxListingBytes = 32 << 20
+
+// listingTooLarge is a *pop3.ProtocolError that also stops the listing: the
+// rest of it is not read.
+type listingTooLarge struct{ *pop3.ProtocolError }
+
+func (e *listingTooLarge) Unwrap() error        { return e.ProtocolError }
+func (e *listingTooLarge) Is(target error) bool { return target == pop3.ErrStopListing }
+
 // listMailbox joins UIDL and LIST into one listing in message-number order.
 func listMailbox(pc *pop3.Client) (*listing, error) {
 	// STAT first: it bounds the listings, so a server that sends an endless
@@ -111,6 +126,11 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 	err = pc.ScanUidl(func(u pop3.UIDInfo) error {
 		if u.Number <= 0 || u.Number > math.MaxUint32 || len(l.uidls) > math.MaxUint32-len(u.UID)-binary.MaxVarintLen64 {
 			return fmt.Errorf("pop3: UIDL: message %d is out of range", u.Number)
+		}
+		if held := len(l.recs)*int(unsafe.Sizeof(listRec{})) + len(l.uidls); held > maxListingBytes {
+			return &listingTooLarge{&pop3.ProtocolError{Command: "UIDL", Msg: fmt.Sprintf(
+				"the listing takes more than %d MiB after %d messages (STAT said %d); pop2imap holds it in memory, so it refuses one this large",
+				maxListingBytes>>20, len(l.recs), count)}}
 		}
 		if n := len(l.recs); n > 0 && uint32(u.Number) <= l.recs[n-1].num {
 			sorted = false

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
@@ -163,6 +164,29 @@ func TestCopyListLimit(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("limit %d: copies %v, want %v", tt.limit, got, tt.want)
+		}
+	}
+}
+
+// TestListingHeldBound: the listing pop2imap holds is bounded in bytes,
+// whatever STAT said: past maxListingBytes the UIDL is refused as a
+// *pop3.ProtocolError that stops the listing, instead of growing.
+func TestListingHeldBound(t *testing.T) {
+	defer func(n int) { maxListingBytes = n }(maxListingBytes)
+	maxListingBytes = 33 * 30 // 30 messages of a 20-byte UIDL: 12 + 1 + 20 bytes each
+	for _, tc := range []struct {
+		n  int
+		ok bool
+	}{{30, true}, {32, false}, {1000, false}} {
+		var uidl, list []string
+		for i := 1; i <= tc.n; i++ {
+			uidl = append(uidl, fmt.Sprintf("%d %020d", i, i))
+			list = append(list, fmt.Sprintf("%d 100", i))
+		}
+		_, err := listMailbox(scriptedListing(t, uidl, list))
+		var perr *pop3.ProtocolError
+		if tc.ok && err != nil || !tc.ok && (!errors.As(err, &perr) || !errors.Is(err, pop3.ErrStopListing)) {
+			t.Errorf("%d messages: %v; want ok=%v", tc.n, err, tc.ok)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func BenchmarkPlanMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		l := syntheticListing(n)
-		pl, err := m.plan(l)
+		pl, err := m.plan(l, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

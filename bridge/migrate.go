@@ -47,6 +47,12 @@ type Config struct {
 	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
 	SpoolThreshold int64
 	TempDir        string
+	// MaxMessageSize is the largest message copied; 0 means
+	// DefaultMaxMessageSize. When the IMAP server gives an APPENDLIMIT,
+	// the smaller of the two applies. A larger message is left on the
+	// POP3 server with a *TooLargeError, and no message, whatever LIST
+	// says of it, makes the spool grow past the limit.
+	MaxMessageSize int64
 	// Retries is how many times a temporary failure is retried, with
 	// exponential backoff from RetryDelay (0 means 5 and 1s; a negative
 	// Retries means none, so that the first failure ends the run).
@@ -76,6 +82,9 @@ func (cfg *Config) withDefaults() Config {
 	if c.SpoolThreshold <= 0 {
 		c.SpoolThreshold = 1 << 20
 	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
 	switch {
 	case c.Retries == 0:
 		c.Retries = 5
@@ -94,6 +103,36 @@ func (cfg *Config) withDefaults() Config {
 	return c
 }
 
+// DefaultMaxMessageSize is the largest message copied when
+// Config.MaxMessageSize is 0.
+const DefaultMaxMessageSize = 256 << 20
+
+// TooLargeError is a message larger than pop2imap copies: over the IMAP
+// server's APPENDLIMIT or over Config.MaxMessageSize. It is not retrieved
+// and stays on the POP3 server.
+type TooLargeError struct {
+	Number      int
+	Size        int64 // as LIST gives it
+	Limit       int64
+	AppendLimit bool // Limit is the IMAP server's APPENDLIMIT
+}
+
+func (e *TooLargeError) Error() string {
+	if e.AppendLimit {
+		return fmt.Sprintf("message %d is %d bytes, over the IMAP server's APPENDLIMIT of %d bytes", e.Number, e.Size, e.Limit)
+	}
+	return fmt.Sprintf("message %d is %d bytes, over the largest message copied (%d bytes)", e.Number, e.Size, e.Limit)
+}
+
+// sizeLimit is the largest message this session copies, and whether it is
+// the server's APPENDLIMIT.
+func (cfg *Config) sizeLimit(appendLimit int64) (int64, bool) {
+	if appendLimit > 0 && appendLimit < cfg.MaxMessageSize {
+		return appendLimit, true
+	}
+	return cfg.MaxMessageSize, false
+}
+
 // MaxIMAPConns caps parallel IMAP connections: servers commonly limit a user
 // to about ten (Gmail to 15, Dovecot by default to 10 per user and IP).
 const MaxIMAPConns = 8
@@ -107,11 +146,17 @@ type Stats struct {
 	BytesToCopy atomic.Int64 // their sizes as LIST reported them
 	Appended    atomic.Int64 // appended in this run
 	Recovered   atomic.Int64 // found already in the folder after an interrupted run
-	Deleted     atomic.Int64 // DELE committed by QUIT in this run
-	LeftBehind  atomic.Int64 // refused by the IMAP server; still on the POP3 server
-	Bytes       atomic.Int64 // bytes retrieved and appended in this run
-	Retries     atomic.Int64 // temporary failures retried
-	Baselined   atomic.Int64 // recorded as done without copying (Baseline)
+	// Adopted counts messages the journal did not know that were found
+	// already in the folder (copied by a run whose journal was lost, or
+	// another way) and recorded instead of appended again.
+	Adopted    atomic.Int64
+	Indexed    atomic.Int64 // folder messages read into the folder index so far
+	IndexTotal atomic.Int64 // messages in the folder when the index was built
+	Deleted    atomic.Int64 // DELE committed by QUIT in this run
+	LeftBehind atomic.Int64 // refused by the IMAP server; still on the POP3 server
+	Bytes      atomic.Int64 // bytes retrieved and appended in this run
+	Retries    atomic.Int64 // temporary failures retried
+	Baselined  atomic.Int64 // recorded as done without copying (Baseline)
 	// LoginDelay is the shortest time between logins that the POP3
 	// server announced with LOGIN-DELAY (RFC 2449), in nanoseconds; 0 when
 	// it announced none.
@@ -122,18 +167,22 @@ type Stats struct {
 type EventKind int
 
 const (
-	EventAppended      EventKind = iota // stored in the folder
-	EventRecovered                      // found in the folder from an interrupted run
-	EventRefused                        // the IMAP server refused it; left on the POP3 server
-	EventDeleted                        // deleted from the POP3 server (QUIT succeeded)
-	EventWouldCopy                      // dry run: would be copied
-	EventWouldDelete                    // dry run: would be deleted
-	EventRetry                          // a temporary failure; retrying
-	EventFolderCreated                  // the target folder was created
+	EventAppended           EventKind = iota // stored in the folder
+	EventRecovered                           // found in the folder from an interrupted run
+	EventRefused                             // the IMAP server refused it; left on the POP3 server
+	EventDeleted                             // deleted from the POP3 server (QUIT succeeded)
+	EventWouldCopy                           // dry run: would be copied
+	EventWouldDelete                         // dry run: would be deleted
+	EventRetry                               // a temporary failure; retrying
+	EventFolderCreated                       // the target folder was created
+	EventAdopted                             // found in the folder, unknown to the journal; recorded, not appended
+	EventUIDValidityChanged                  // the folder is not the one the journal recorded; Err says how
+	EventIndexing                            // the folder index is being built (Stats.IndexTotal messages)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"appended", "recovered", "refused", "deleted", "would-copy", "would-delete", "retry", "folder-created"}[k]
+	return [...]string{"appended", "recovered", "refused", "deleted", "would-copy", "would-delete", "retry", "folder-created",
+		"adopted", "uidvalidity-changed", "indexing"}[k]
 }
 
 // Event reports one step for one message, for logs and reports.
@@ -222,6 +271,27 @@ type JournalError struct{ Err error }
 func (e *JournalError) Error() string { return e.Err.Error() }
 func (e *JournalError) Unwrap() error { return e.Err }
 
+// UIDValidityChangedError says that the folder's UIDVALIDITY is not the one
+// under which the journal recorded copies: the folder was deleted and made
+// again, or the journal belongs to another folder. The recorded UIDs no
+// longer name those copies, so the run looks for the messages in the folder
+// instead of trusting the journal. It is a warning, not a failure.
+type UIDValidityChangedError struct {
+	Folder   string
+	Recorded uint32 // the UIDVALIDITY of a recorded copy
+	Now      uint32 // the folder's UIDVALIDITY now; 0 when the folder is missing
+	Entries  int    // listed messages whose recorded copies are affected
+}
+
+func (e *UIDValidityChangedError) Error() string {
+	now := fmt.Sprint(e.Now)
+	if e.Now == 0 {
+		now = "none (the folder is missing)"
+	}
+	return fmt.Sprintf("folder %q: UIDVALIDITY is %s, but the journal recorded copies under %d: the folder was recreated or is another one; %d recorded copies will be looked up in the folder instead of trusted",
+		e.Folder, now, e.Recorded, e.Entries)
+}
+
 // task is one listed message with what the journal knows of it.
 type task struct {
 	listedMsg
@@ -270,12 +340,20 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 			return err
 		}
 	}
+	folder, err := statFolder(ic, cfg.Folder, cfg.Timeout)
+	if err != nil {
+		return err
+	}
 
-	pl, err := m.plan(l)
+	pl, err := m.plan(l, folder.uidValidity)
 	if err != nil {
 		return &JournalError{err}
 	}
 	m.Stats.AlreadyDone.Store(int64(pl.done))
+	if pl.stale > 0 {
+		m.emit(Event{Kind: EventUIDValidityChanged, Err: &UIDValidityChangedError{
+			Folder: cfg.Folder, Recorded: pl.staleUIDValidity, Now: folder.uidValidity, Entries: pl.stale}})
+	}
 
 	if cfg.DryRun {
 		return m.dryRun(pc, ic, cfg, l, pl)
@@ -289,64 +367,51 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		pl.pending, pl.fresh = nil, nil
 	}
 
-	if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
-		return err
-	} else if created {
-		m.emit(Event{Kind: EventFolderCreated})
-	}
-
-	// Messages the journal shows as being appended when a run stopped may or
-	// may not be in the folder. Look before sending them again.
-	// Nothing else is in flight now, so every stored copy belongs either to
-	// a recorded entry (claimed) or to one of these. Exact matches are
-	// settled for all of them before any loose match is allowed.
-	loc := &locator{c: ic, folder: cfg.Folder, timeout: cfg.Timeout}
-	if len(pl.pending) > 0 {
-		if loc.claimed, err = m.claimedUIDs(); err != nil {
-			return &JournalError{err}
-		}
-	}
-	for _, loose := range []bool{false, true} {
-		unresolved := pl.pending[:0:0]
-		for _, i := range pl.pending {
-			e := pl.entries[i]
-			uid, err := loc.find(e, loose)
-			if err != nil {
-				return err
-			}
-			if uid == 0 {
-				unresolved = append(unresolved, i)
-				continue
-			}
-			if err := m.Journal.MarkAppended(e.ID, loc.uidValidity, uint32(uid)); err != nil {
-				return &JournalError{err}
-			}
-			loc.claimed[uid] = true
-			e.Step = state.Appended
-			m.Stats.Recovered.Add(1)
-			t := l.at(int(i))
-			m.emit(Event{Kind: EventRecovered, Number: t.num, UIDL: t.uidl, Size: e.Size, MessageID: e.MessageID, UID: uint32(uid)})
-			if cfg.deletable(e) {
-				pl.deletable = append(pl.deletable, delMsg{num: t.num, id: e.ID})
-			}
-		}
-		pl.pending = unresolved
-	}
-	if loc.selected {
-		if err := withDeadline(ic, cfg.Timeout, ic.Unselect().Wait); err != nil {
-			return fmt.Errorf("imap: UNSELECT: %w", err)
+	if folder.missing {
+		if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
+			return err
+		} else if created {
+			m.emit(Event{Kind: EventFolderCreated})
 		}
 	}
 
 	copyList := pl.copyList(l, cfg.Limit)
+	maxSize, isAppendLimit := cfg.sizeLimit(appendLimit(ic.Caps()))
+	copyList.dropTooLarge(maxSize, func(t task) {
+		m.Stats.LeftBehind.Add(1)
+		m.emit(Event{Kind: EventRefused, Number: t.num, UIDL: t.uidl, Size: t.size,
+			Err: &TooLargeError{Number: t.num, Size: t.size, Limit: maxSize, AppendLimit: isAppendLimit}})
+	})
 	m.Stats.ToCopy.Store(int64(copyList.len()))
 	m.Stats.BytesToCopy.Store(copyList.bytes())
 
-	// The appenders open connections of their own; this one has done its
-	// part, and some providers cap how many an account may hold.
-	ic.Close()
+	// Every message to copy is one the journal cannot vouch for: it was
+	// never begun, its APPEND had an unknown outcome, or its copy was
+	// recorded in another folder. The folder decides: index it once, and
+	// before each of them is appended, look for a copy that no other
+	// message owns.
+	var adopt *adopter
+	if copyList.len() > 0 && folder.messages > 0 {
+		m.Stats.IndexTotal.Store(int64(folder.messages))
+		m.emit(Event{Kind: EventIndexing})
+		idx, err := buildIndex(ic, cfg.Folder, cfg.Timeout, func(done, total int64) {
+			m.Stats.Indexed.Store(done)
+			m.Stats.IndexTotal.Store(total)
+		})
+		if err != nil {
+			return err
+		}
+		if idx.len() > 0 {
+			adopt = &adopter{c: ic, idx: idx, folder: cfg.Folder, timeout: cfg.Timeout, journal: m.Journal}
+		}
+	}
+	if adopt == nil {
+		// The appenders open connections of their own; this one has done
+		// its part, and some providers cap how many an account may hold.
+		ic.Close()
+	}
 
-	p := &pipeline{m: m, cfg: cfg, pc: pc, confirmed: pl.deletable}
+	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable, maxSize: maxSize}
 	if err := p.run(ctx, copyList); err != nil {
 		return err
 	}
@@ -447,6 +512,10 @@ type plan struct {
 	fresh     []int32  // messages to copy
 	// entries holds the journal entry of each pending message.
 	entries map[int32]*state.Entry
+	// stale counts the fresh messages whose recorded copy is under another
+	// UIDVALIDITY than the folder's, staleUIDValidity (one of them).
+	stale            int
+	staleUIDValidity uint32
 }
 
 // delMsg is a message that may be deleted, and the journal entry that
@@ -465,7 +534,11 @@ type delMsg struct {
 //
 // It keeps nothing per message beyond a few bytes, except for pending and
 // deletable messages, so a large maildrop kept on the server costs little.
-func (m *Migrator) plan(l *listing) (*plan, error) {
+//
+// uidValidity is the folder's now (0 when it is missing). A copy recorded
+// under another UIDVALIDITY is not in this folder as the journal knows it,
+// so its message is planned fresh, to be looked up in the folder.
+func (m *Migrator) plan(l *listing, uidValidity uint32) (*plan, error) {
 	pl := &plan{entries: map[int32]*state.Entry{}}
 	if m.Journal == nil {
 		pl.fresh = make([]int32, l.len())
@@ -479,9 +552,16 @@ func (m *Migrator) plan(l *listing) (*plan, error) {
 		return e.Step == state.Refused && cfg.RetryRefusedAfter > 0 &&
 			cfg.Now().Sub(e.Updated) < cfg.RetryRefusedAfter
 	}
+	// stale reports a copy recorded under another UIDVALIDITY.
+	stale := func(e *state.Entry) bool {
+		return (e.Step == state.Appended || e.Step == state.Deleted) &&
+			e.UIDValidity != 0 && e.UIDValidity != uidValidity
+	}
 	isDone := func(e *state.Entry) bool {
 		switch e.Step {
-		case state.Appended, state.Deleted, state.Baseline:
+		case state.Appended, state.Deleted:
+			return !stale(e)
+		case state.Baseline:
 			return true
 		}
 		return recentRefusal(e)
@@ -543,6 +623,12 @@ func (m *Migrator) plan(l *listing) (*plan, error) {
 			pl.entries[i] = e
 			continue
 		}
+		if e, err := claim(i, stale); err != nil {
+			return nil, err
+		} else if e != nil {
+			pl.stale++
+			pl.staleUIDValidity = e.UIDValidity
+		}
 		pl.fresh = append(pl.fresh, i)
 	}
 	return pl, nil
@@ -574,6 +660,22 @@ type copyList struct {
 
 func (c *copyList) len() int { return len(c.retry) + len(c.fresh) }
 
+// dropTooLarge takes out the messages LIST gives as larger than limit, and
+// calls left for each: they are never retrieved.
+func (c *copyList) dropTooLarge(limit int64, left func(task)) {
+	for _, idx := range []*[]int32{&c.retry, &c.fresh} {
+		keep := (*idx)[:0:0]
+		for _, i := range *idx {
+			if c.l.size(int(i)) > limit {
+				left(task{c.l.at(int(i)), c.entries[i]})
+				continue
+			}
+			keep = append(keep, i)
+		}
+		*idx = keep
+	}
+}
+
 // index returns the listing index of the kth message to copy.
 func (c *copyList) index(k int) int32 {
 	if k < len(c.retry) {
@@ -593,18 +695,6 @@ func (c *copyList) bytes() int64 {
 		n += c.l.size(int(c.index(k)))
 	}
 	return n
-}
-
-// claimedUIDs returns the UIDs that journal entries already own.
-func (m *Migrator) claimedUIDs() (map[imap.UID]bool, error) {
-	out := map[imap.UID]bool{}
-	err := m.Journal.Each(func(e state.Entry) error {
-		if e.UID != 0 && (e.Step == state.Appended || e.Step == state.Deleted) {
-			out[imap.UID(e.UID)] = true
-		}
-		return nil
-	})
-	return out, err
 }
 
 func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l *listing, pl *plan) error {
@@ -640,6 +730,11 @@ type pipeline struct {
 	cfg *Config
 	pc  *pop3.Client
 
+	// adopt, when not nil, looks in the folder for each message before it
+	// is appended; nil when the folder held nothing at the start.
+	adopt   *adopter
+	maxSize int64 // the largest message the spool takes
+
 	mu        sync.Mutex
 	confirmed []delMsg // recorded appended, not yet DELE'd
 	deleted   []delMsg // DELE'd in this session
@@ -651,6 +746,7 @@ type job struct {
 	task
 	sp    *spool
 	entry state.Entry
+	fp    fingerprint
 }
 
 func (p *pipeline) fail(err error) {
@@ -667,9 +763,9 @@ func (p *pipeline) failed() error {
 	return p.fatal
 }
 
-// run copies the tasks. Between batches of RETR it sends the DELEs that have
-// become safe. It returns nil only when every retrieved message is settled,
-// so that QUIT cannot commit anything unrecorded.
+// run copies the tasks, then, once every record is durable, sends the DELEs
+// in one pipelined stream. It returns nil only when every retrieved message
+// is settled, so that QUIT cannot commit anything unrecorded.
 func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	// Fatal errors abort work at once; a cancelled ctx only stops new work.
 	abort, cancel := context.WithCancel(context.Background())
@@ -790,8 +886,11 @@ func (p *pipeline) settle() {
 func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 	// LIST gave the size; some servers count a little differently, but a
 	// body far larger than that is a server gone wrong, and spooling it
-	// would fill the disk.
+	// would fill the disk. Whatever LIST says, the spool stops at maxSize.
 	limit := t.size + max(t.size, 1<<20)
+	if p.maxSize > 0 {
+		limit = min(limit, p.maxSize)
+	}
 	sp, err := spoolMessage(io.LimitReader(body, limit+1), t.size, p.cfg.SpoolThreshold, p.cfg.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: RETR %d: %w", t.num, err)
@@ -803,12 +902,13 @@ func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 		p.pc.Close()
 		return nil, &OversizeError{Number: t.num, ListSize: t.size, Limit: limit}
 	}
-	if t.entry != nil && t.entry.SHA256 == sp.sum {
-		// A retry of an APPEND whose outcome was unknown and that the folder
-		// search did not find: send it again under the same journal entry.
-		return &job{task: t, sp: sp, entry: *t.entry}, nil
-	}
 	meta := parseMeta(sp.header)
+	fp := fingerprint{size: sp.size, crlfSize: sp.crlfSize, sum: sp.sum, loose: sp.norm, messageID: meta.MessageID}
+	if t.entry != nil && t.entry.SHA256 == sp.sum {
+		// A retry of an APPEND whose outcome was unknown: look for it in
+		// the folder, then send it again under the same journal entry.
+		return &job{task: t, sp: sp, entry: *t.entry, fp: fp}, nil
+	}
 	date := meta.Date
 	if date.IsZero() {
 		date = p.cfg.Now().Truncate(time.Second)
@@ -822,7 +922,7 @@ func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 		MessageID:    meta.MessageID,
 		InternalDate: date,
 	}
-	return &job{task: t, sp: sp, entry: e}, nil
+	return &job{task: t, sp: sp, entry: e, fp: fp}, nil
 }
 
 // flushDeletes sends DELE for every message recorded appended since the last
@@ -911,6 +1011,19 @@ type appender struct {
 func (w *appender) deliver(ctx context.Context, j *job) error {
 	defer j.sp.Close()
 	p, cfg, m := w.p, w.p.cfg, w.p.m
+	if p.adopt != nil {
+		uid, err := p.adopt.find(&j.fp)
+		if err != nil {
+			return err
+		}
+		if uid != 0 {
+			kind := EventAdopted
+			if j.entry.ID != 0 {
+				kind = EventRecovered
+			}
+			return w.recordAppended(j, p.adopt.idx.uidValidity, uint32(uid), kind)
+		}
+	}
 	if j.entry.ID == 0 {
 		// The intent must be on disk before the APPEND goes out. Appenders
 		// record in parallel, so their fsyncs share group commits.
@@ -999,11 +1112,19 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 	}
 }
 
-// recordAppended records the append and offers the message for deletion,
-// which run does only after a Journal.Sync.
+// recordAppended records the append, or the copy found in the folder, and
+// offers the message for deletion, which run does only after a
+// Journal.Sync. An adopted message has no entry yet: Adopt creates it,
+// durably, at step Appended.
 func (w *appender) recordAppended(j *job, uidValidity, uid uint32, kind EventKind) error {
 	p, m := w.p, w.p.m
-	if err := m.Journal.MarkAppendedLater(j.entry.ID, uidValidity, uid); err != nil {
+	if kind == EventAdopted {
+		id, err := m.Journal.Adopt(j.entry, uidValidity, uid)
+		if err != nil {
+			return &JournalError{err}
+		}
+		j.entry.ID = id
+	} else if err := m.Journal.MarkAppendedLater(j.entry.ID, uidValidity, uid); err != nil {
 		return &JournalError{err}
 	}
 	p.mu.Lock()
@@ -1012,9 +1133,12 @@ func (w *appender) recordAppended(j *job, uidValidity, uid uint32, kind EventKin
 		p.confirmed = append(p.confirmed, delMsg{num: j.num, id: j.entry.ID})
 	}
 	p.mu.Unlock()
-	if kind == EventRecovered {
+	switch kind {
+	case EventRecovered:
 		m.Stats.Recovered.Add(1)
-	} else {
+	case EventAdopted:
+		m.Stats.Adopted.Add(1)
+	default:
 		m.Stats.Appended.Add(1)
 	}
 	m.Stats.Bytes.Add(j.sp.size)

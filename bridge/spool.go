@@ -25,7 +25,9 @@ type spool struct {
 	sum    [sha256.Size]byte
 	norm   [sha256.Size]byte
 	header []byte
-	bareLF int64
+	// crlfSize is the size with every line ending made CRLF: the size
+	// under which a server that rewrites line endings stores the copy.
+	crlfSize int64
 }
 
 // spoolMessage copies r into a new spool, hashing the bytes as they pass. The
@@ -41,7 +43,8 @@ func spoolMessage(r io.Reader, hint, threshold int64, dir string) (*spool, error
 	norm := newCRLFHasher()
 	w := &spoolWriter{sp: sp, threshold: threshold, dir: dir}
 	hc := &headerCapture{}
-	_, err := io.Copy(io.MultiWriter(w, sum, norm, hc), r)
+	crlf := &crlfCounter{}
+	_, err := io.Copy(io.MultiWriter(w, sum, norm, hc, crlf), r)
 	if err != nil {
 		sp.Close()
 		return nil, err
@@ -50,6 +53,7 @@ func spoolMessage(r io.Reader, hint, threshold int64, dir string) (*spool, error
 	norm.Sum(sp.norm[:0])
 	sp.header = hc.buf
 	sp.size = w.n
+	sp.crlfSize = crlf.total()
 	return sp, nil
 }
 

@@ -1,12 +1,13 @@
 package bridge
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -94,130 +95,119 @@ func folderExists(c *imapclient.Client, folder string, timeout time.Duration) (b
 	return found, nil
 }
 
-// locator finds a message in the target folder that a previous run may have
-// appended without learning the outcome. It never appends or deletes.
-type locator struct {
-	c       *imapclient.Client
-	folder  string
-	timeout time.Duration
-	// claimed holds UIDs that other journal entries already own, so that two
-	// identical messages are not both satisfied by one stored copy.
-	claimed map[imap.UID]bool
-	// uidValidity is the folder's UIDVALIDITY, once selected.
-	uidValidity uint32
-	selected    bool
-	missing     bool
+// CanonicalFolder checks a folder name given by the user and returns the
+// name pop2imap uses for it. INBOX is case-insensitive (RFC 3501 §5.1), so
+// "Inbox" and "inbox" are INBOX, and name one journal; an empty name is an
+// error rather than a silent INBOX.
+func CanonicalFolder(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("the folder name is empty (leave out --folder for INBOX)")
+	}
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	return name, nil
 }
 
-// find reports the UID of a stored copy of e, or 0 when there is none. A copy
-// matches when its bytes hash to e's SHA-256, or to e's line-ending normalised
-// SHA-256 for servers that rewrite bare LF.
-//
-// Candidates come from SEARCH: by Message-ID when the message has one, and
-// otherwise by INTERNALDATE, which pop2imap sets from the message itself (or
-// records in the journal before appending when the message has no date).
-//
-// With loose false only an exact match counts. The caller settles exact
-// matches for every entry before it allows loose ones, so that an entry
-// whose own copy is stored can never lose it to another entry that differs
-// only in line endings.
-func (l *locator) find(e *state.Entry, loose bool) (imap.UID, error) {
-	if err := l.selectFolder(); err != nil || l.missing {
-		return 0, err
-	}
-	criteria := &imap.SearchCriteria{}
-	if e.MessageID != "" {
-		criteria.Header = []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: e.MessageID}}
-	} else {
-		day := e.InternalDate
-		criteria.Since = day.AddDate(0, 0, -1)
-		criteria.Before = day.AddDate(0, 0, 2)
-	}
-	var uids []imap.UID
-	err := withDeadline(l.c, l.timeout, func() error {
-		data, err := l.c.UIDSearch(criteria, nil).Wait()
+// folderState is what STATUS says of the target folder before a session
+// plans anything.
+type folderState struct {
+	missing     bool
+	uidValidity uint32 // 0 when missing
+	messages    uint32
+}
+
+// statFolder reads the folder's UIDVALIDITY and message count. A folder the
+// server says NO about is missing (ensureFolder creates it later).
+func statFolder(c *imapclient.Client, folder string, timeout time.Duration) (folderState, error) {
+	var st folderState
+	err := withDeadline(c, timeout, func() error {
+		data, err := c.Status(folder, &imap.StatusOptions{UIDValidity: true, NumMessages: true}).Wait()
 		if err != nil {
 			return err
 		}
-		uids = data.AllUIDs()
+		st.uidValidity = data.UIDValidity
+		if data.NumMessages != nil {
+			st.messages = *data.NumMessages
+		}
 		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("imap: UID SEARCH in %q: %w", l.folder, err)
-	}
-	for _, uid := range uids {
-		if l.claimed[uid] {
-			continue
-		}
-		exact, looseOK, err := l.matches(uid, e)
-		if err != nil {
-			return 0, err
-		}
-		if exact || (loose && looseOK) {
-			return uid, nil
-		}
-	}
-	return 0, nil
-}
-
-func (l *locator) selectFolder() error {
-	if l.selected || l.missing {
-		return nil
-	}
-	var data *imap.SelectData
-	err := withDeadline(l.c, l.timeout, func() error {
-		var err error
-		data, err = l.c.Select(l.folder, &imap.SelectOptions{ReadOnly: true}).Wait()
-		return err
 	})
 	var ierr *imap.Error
 	if errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeNo {
-		l.missing = true
-		return nil
+		return folderState{missing: true}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("imap: EXAMINE %q: %w", l.folder, err)
+		return st, fmt.Errorf("imap: STATUS %q: %w", folder, err)
 	}
-	l.selected = true
-	l.uidValidity = data.UIDValidity
-	return nil
+	return st, nil
 }
 
-// matches streams one stored message through both hashes without holding it
-// in memory.
-func (l *locator) matches(uid imap.UID, e *state.Entry) (exact, loose bool, err error) {
-	var sum, norm [sha256.Size]byte
-	var size int64
-	err = withDeadline(l.c, l.timeout+time.Duration(e.Size/100_000)*time.Second, func() error {
-		cmd := l.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		defer cmd.Close()
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				body, ok := item.(imapclient.FetchItemDataBodySection)
-				if !ok || body.Literal == nil {
-					continue
-				}
-				h := sha256.New()
-				nh := newCRLFHasher()
-				n, err := io.Copy(io.MultiWriter(h, nh), body.Literal)
-				if err != nil {
-					return err
-				}
-				size = n
-				h.Sum(sum[:0])
-				nh.Sum(norm[:0])
-			}
+// adopter finds, before a message is appended, a copy of it that the folder
+// already holds and that no other message owns: the folder, not the
+// journal, is the ground truth for what is stored. It shares the session's
+// go-imap connection, with the folder selected read-only, among the
+// appenders.
+type adopter struct {
+	c       *imapclient.Client
+	idx     *folderIndex
+	folder  string
+	timeout time.Duration
+	journal *state.Journal
+
+	mu sync.Mutex
+	// owned is set once the copies that journal entries own are claimed;
+	// that waits until some message has a candidate, so that a session
+	// whose messages are all new never reads the whole journal.
+	owned bool
+}
+
+// find returns the UID of a stored copy of fp, and claims it, or 0 when the
+// folder holds none that is free. Exact copies are preferred over those
+// that match only once line endings are normalised.
+func (a *adopter) find(fp *fingerprint) (imap.UID, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	free := func(k int32) bool { return a.idx.claimed[k] }
+	for {
+		cands := a.idx.candidates(fp, free)
+		if len(cands) == 0 {
+			return 0, nil
 		}
-		return cmd.Close()
-	})
-	if err != nil {
-		return false, false, fmt.Errorf("imap: UID FETCH %d in %q: %w", uid, l.folder, err)
+		if !a.owned {
+			if err := a.claimOwned(); err != nil {
+				return 0, &JournalError{err}
+			}
+			a.owned = true
+			continue
+		}
+		matches, bad, err := a.idx.findCopies(a.c, a.timeout, fp, cands, false)
+		var ierr *imap.Error
+		if errors.As(err, &ierr) {
+			// Expunged meanwhile, or unreadable: it cannot be the copy.
+			a.idx.claimed[bad] = true
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("imap: UID FETCH %d in %q: %w", a.idx.msgs[bad].uid, a.folder, err)
+		}
+		if len(matches) == 0 {
+			return 0, nil
+		}
+		k := matches[0].k
+		a.idx.claimed[k] = true
+		return a.idx.msgs[k].uid, nil
 	}
-	exact = size == e.Size && sum == e.SHA256
-	return exact, exact || norm == e.NormSHA256, nil
+}
+
+// claimOwned claims the stored copies that the journal records under the
+// folder's current UIDVALIDITY.
+func (a *adopter) claimOwned() error {
+	return a.journal.Each(func(e state.Entry) error {
+		if e.UID != 0 && e.UIDValidity == a.idx.uidValidity && (e.Step == state.Appended || e.Step == state.Deleted) {
+			a.idx.claimUID(imap.UID(e.UID))
+		}
+		return nil
+	})
 }
 
 // isNetError reports whether err came from the connection rather than from a

@@ -24,6 +24,10 @@ const (
 	VerifyMissing VerifyMark = '-' // no copy in the folder
 	VerifyDiffer  VerifyMark = '*' // a copy is there, by journal or Message-ID, but its bytes differ
 	VerifyError   VerifyMark = '!' // the message or its copy could not be read
+	// VerifyDuplicate is a second copy of a message that already has one:
+	// the folder holds it more than once. It follows the message's own
+	// verdict, with the UID of the extra copy.
+	VerifyDuplicate VerifyMark = '+'
 )
 
 // VerifyResult is the verdict on one POP3 message.
@@ -50,6 +54,10 @@ type VerifyResult struct {
 // VerifyStats counts the verdicts of one run.
 type VerifyStats struct {
 	Checked, Same, Missing, Differ, Errors int
+	// Duplicates counts the extra copies ('+'): stored messages that hold
+	// the same bytes as a message that already has its copy. They are not
+	// in Checked.
+	Duplicates int
 	// Normalised counts the '=' verdicts that needed line-ending
 	// normalisation.
 	Normalised int
@@ -58,7 +66,7 @@ type VerifyStats struct {
 }
 
 // OK reports whether every message is in the folder, unchanged.
-func (s *VerifyStats) OK() bool { return s.Same == s.Checked }
+func (s *VerifyStats) OK() bool { return s.Same == s.Checked && s.Duplicates == 0 }
 
 // Verifier checks that every message of a POP3 mailbox is in an IMAP folder,
 // byte for byte. It only reads: no APPEND, no STORE, no DELE, and the POP3
@@ -118,14 +126,13 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 	if folder, err = resolveFolder(ic, folder, timeout); err != nil { // "/" between levels, as migrate takes it
 		return stats, err
 	}
-	idx, err := buildIndex(ic, folder, timeout)
+	idx, err := buildIndex(ic, folder, timeout, nil)
 	if err != nil {
 		return stats, err
 	}
 	stats.FolderMissing = idx.missing
 
-	c := &checker{v: v, pc: pc, ic: ic, idx: idx, folder: folder, timeout: timeout,
-		claimed: map[imap.UID]bool{}, stats: stats}
+	c := &checker{v: v, pc: pc, ic: ic, idx: idx, folder: folder, timeout: timeout, stats: stats}
 	if err := c.matchJournal(listing); err != nil {
 		return stats, &JournalError{err}
 	}
@@ -147,99 +154,10 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 			return stats, err
 		}
 	}
+	c.reportDuplicates()
 	logout := ic.Logout()
 	withDeadline(ic, timeout, logout.Wait)
 	return stats, nil
-}
-
-// imapEntry is what the index keeps of one stored message: a few fields,
-// never its body.
-type imapEntry struct {
-	uid       imap.UID
-	size      int64
-	messageID string
-}
-
-// folderIndex is the target folder, read once.
-type folderIndex struct {
-	missing     bool
-	uidValidity uint32
-	byUID       map[imap.UID]*imapEntry
-	byMessageID map[string][]*imapEntry
-	bySize      map[int64][]*imapEntry
-}
-
-// buildIndex EXAMINEs the folder and reads UID, RFC822.SIZE and Message-ID
-// of every message in one UID FETCH.
-func buildIndex(c *imapclient.Client, folder string, timeout time.Duration) (*folderIndex, error) {
-	idx := &folderIndex{byUID: map[imap.UID]*imapEntry{}, byMessageID: map[string][]*imapEntry{}, bySize: map[int64][]*imapEntry{}}
-	var sel *imap.SelectData
-	err := withDeadline(c, timeout, func() error {
-		var err error
-		sel, err = c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
-		return err
-	})
-	var ierr *imap.Error
-	if errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeNo {
-		idx.missing = true
-		return idx, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("imap: EXAMINE %q: %w", folder, err)
-	}
-	idx.uidValidity = sel.UIDValidity
-	if sel.NumMessages == 0 {
-		return idx, nil
-	}
-	// A fetch of the whole folder takes longer than one command on a big
-	// folder: allow a second per 2,000 messages on top.
-	d := timeout + time.Duration(sel.NumMessages/2000)*time.Second
-	err = withDeadline(c, d, func() error {
-		cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
-			UID:        true,
-			RFC822Size: true,
-			BodySection: []*imap.FetchItemBodySection{{
-				Specifier:    imap.PartSpecifierHeader,
-				HeaderFields: []string{"Message-ID"},
-				Peek:         true,
-			}},
-		})
-		defer cmd.Close()
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			e := &imapEntry{}
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				switch item := item.(type) {
-				case imapclient.FetchItemDataUID:
-					e.uid = item.UID
-				case imapclient.FetchItemDataRFC822Size:
-					e.size = item.Size
-				case imapclient.FetchItemDataBodySection:
-					if item.Literal == nil {
-						continue
-					}
-					hdr, err := io.ReadAll(io.LimitReader(item.Literal, maxHeaderCapture))
-					if err != nil {
-						return err
-					}
-					io.Copy(io.Discard, item.Literal)
-					e.messageID = parseMeta(hdr).MessageID
-				}
-			}
-			if e.uid == 0 {
-				continue
-			}
-			idx.byUID[e.uid] = e
-			idx.bySize[e.size] = append(idx.bySize[e.size], e)
-			if e.messageID != "" {
-				idx.byMessageID[e.messageID] = append(idx.byMessageID[e.messageID], e)
-			}
-		}
-		return cmd.Close()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("imap: UID FETCH 1:* in %q: %w", folder, err)
-	}
-	return idx, nil
 }
 
 // checker holds the state of one verify run.
@@ -256,18 +174,27 @@ type checker struct {
 	// journal holds, by message number, the journal entry that recorded
 	// the message's copy.
 	journal map[int]state.Entry
-	// reserved maps the UIDs the journal gives to listed messages to their
-	// message numbers, so that no other message takes them.
-	reserved map[imap.UID]int
-	// claimed holds the UIDs already matched, so one stored copy never
-	// stands for two messages.
-	claimed map[imap.UID]bool
+	// reserved maps the stored messages the journal gives to listed
+	// messages to their message numbers, so that no other message takes
+	// them.
+	reserved map[int32]int
+	// extras are further stored copies of messages that already have
+	// one. Those that no other message claims by the end are duplicates.
+	extras []extraCopy
+}
+
+// extraCopy is a stored message that holds the same bytes as message num,
+// which has its own copy already.
+type extraCopy struct {
+	num  int
+	uidl string
+	k    int32
 }
 
 // matchJournal pairs listed messages with the journal entries that
 // recorded their copies, each entry used once, as migrate pairs them.
 func (c *checker) matchJournal(listing []listedMsg) error {
-	c.journal, c.reserved = map[int]state.Entry{}, map[imap.UID]int{}
+	c.journal, c.reserved = map[int]state.Entry{}, map[int32]int{}
 	if c.v.Journal == nil {
 		return nil
 	}
@@ -284,7 +211,9 @@ func (c *checker) matchJournal(listing []listedMsg) error {
 			used[e.ID] = true
 			c.journal[l.num] = e
 			if e.UID != 0 && (e.UIDValidity == 0 || e.UIDValidity == c.idx.uidValidity) {
-				c.reserved[imap.UID(e.UID)] = l.num
+				if k, ok := c.idx.byUID(imap.UID(e.UID)); ok {
+					c.reserved[k] = l.num
+				}
 			}
 			break
 		}
@@ -292,23 +221,27 @@ func (c *checker) matchJournal(listing []listedMsg) error {
 	return nil
 }
 
-// journalUID is the UID the journal recorded for message num, if it is
-// still in the folder.
-func (c *checker) journalUID(num int) *imapEntry {
+// journalCopy is the position of the stored message the journal recorded
+// for message num, if it is still in the folder.
+func (c *checker) journalCopy(num int) (int32, bool) {
 	e, ok := c.journal[num]
-	if !ok || e.UID == 0 || c.reserved[imap.UID(e.UID)] != num {
-		return nil
+	if !ok || e.UID == 0 {
+		return 0, false
 	}
-	return c.idx.byUID[imap.UID(e.UID)]
+	k, ok := c.idx.byUID(imap.UID(e.UID))
+	if !ok || c.reserved[k] != num {
+		return 0, false
+	}
+	return k, true
 }
 
-// free reports whether stored message ie may still match message num.
-func (c *checker) free(ie *imapEntry, num int) bool {
-	if c.claimed[ie.uid] {
-		return false
+// taken reports whether stored message k may no longer match message num.
+func (c *checker) taken(k int32, num int) bool {
+	if c.idx.claimed[k] {
+		return true
 	}
-	owner, ok := c.reserved[ie.uid]
-	return !ok || owner == num
+	owner, ok := c.reserved[k]
+	return ok && owner != num
 }
 
 func (c *checker) report(r VerifyResult) {
@@ -319,7 +252,7 @@ func (c *checker) report(r VerifyResult) {
 		if r.Normalised {
 			c.stats.Normalised++
 		}
-		c.claimed[imap.UID(r.UID)] = true
+		c.idx.claimUID(imap.UID(r.UID))
 	case VerifyMissing:
 		c.stats.Missing++
 	case VerifyDiffer:
@@ -332,15 +265,28 @@ func (c *checker) report(r VerifyResult) {
 	}
 }
 
+// reportDuplicates marks '+' every extra copy that no message claimed.
+// It runs after every message has been checked, so that of two identical
+// messages under different UIDLs each keeps its own copy.
+func (c *checker) reportDuplicates() {
+	for _, x := range c.extras {
+		if c.idx.claimed[x.k] {
+			continue
+		}
+		c.idx.claimed[x.k] = true
+		c.stats.Duplicates++
+		if c.v.OnResult != nil {
+			m := c.idx.msgs[x.k]
+			c.v.OnResult(VerifyResult{Mark: VerifyDuplicate, Number: x.num, UIDL: x.uidl, Size: m.size, UID: uint32(m.uid)})
+		}
+	}
+}
+
 // popDigest is what one RETR yields: sizes and hashes, never the body.
 type popDigest struct {
 	listedMsg
-	size      int64
-	crlfSize  int64 // the size with every line ending made CRLF, as Dovecot serves it
-	sum       [sha256.Size]byte
-	loose     [sha256.Size]byte // crlfHasher's loose hash
-	messageID string
-	err       error // a -ERR for this message
+	fingerprint
+	err error // a -ERR for this message
 }
 
 // fullBatch retrieves a batch, hashing each body as it streams, then looks
@@ -398,123 +344,73 @@ func digestPOP3(l listedMsg, body io.Reader) (popDigest, error) {
 	if err != nil {
 		return d, err
 	}
-	d.size, d.crlfSize = size, n.total()
+	d.fingerprint.size, d.crlfSize = size, n.total()
 	sum.Sum(d.sum[:0])
 	loose.Sum(d.loose[:0])
 	d.messageID = parseMeta(hc.buf).MessageID
 	return d, nil
 }
 
-// checkFull finds the copy of one retrieved message. Candidates are the
-// journal's UID, then the stored messages with its Message-ID (all fetched
-// and hashed, whatever their size, since a server may rewrite line
-// endings), then any stored message of its exact size or of its size with
-// every line ending made CRLF.
+// checkFull finds the copy of one retrieved message among the folder
+// index's candidates (see folderIndex.candidates), the journal's copy
+// first. Further copies with the same bytes are remembered as possible
+// duplicates.
 func (c *checker) checkFull(d *popDigest) error {
-	r := VerifyResult{Number: d.num, UIDL: d.uidl, Size: d.size, MessageID: d.messageID}
+	r := VerifyResult{Number: d.num, UIDL: d.uidl, Size: d.fingerprint.size, MessageID: d.messageID}
 	if d.err != nil {
 		r.Mark, r.Size, r.Err = VerifyError, d.listedMsg.size, d.err
 		c.report(r)
 		return nil
 	}
-	type candidate struct {
-		*imapEntry
-		by string
+	var cands []int32
+	jk, byJournal := c.journalCopy(d.num)
+	if byJournal && !c.idx.claimed[jk] {
+		cands = append(cands, jk)
 	}
-	var cands []candidate
-	seen := map[imap.UID]bool{}
-	add := func(ie *imapEntry, by string) {
-		if ie != nil && !seen[ie.uid] && c.free(ie, d.num) {
-			seen[ie.uid] = true
-			cands = append(cands, candidate{ie, by})
+	for _, k := range c.idx.candidates(&d.fingerprint, func(k int32) bool { return c.taken(k, d.num) }) {
+		if !byJournal || k != jk {
+			cands = append(cands, k)
 		}
 	}
-	add(c.journalUID(d.num), "journal")
-	if d.messageID != "" {
-		for _, ie := range c.idx.byMessageID[d.messageID] {
-			add(ie, "message-id")
+	mid := c.idx.midHash(d.messageID)
+	by := func(k int32) string {
+		switch {
+		case byJournal && k == jk:
+			return "journal"
+		case mid != 0 && c.idx.msgs[k].mid == mid:
+			return "message-id"
 		}
+		return "hash"
+	}
+	matches, bad, err := c.idx.findCopies(c.ic, c.timeout, &d.fingerprint, cands, true)
+	if err != nil {
+		var ierr *imap.Error
+		if !errors.As(err, &ierr) {
+			return fmt.Errorf("imap: UID FETCH %d in %q: %w", c.idx.msgs[bad].uid, c.folder, err)
+		}
+		r.Mark, r.UID, r.By, r.Err = VerifyError, uint32(c.idx.msgs[bad].uid), by(bad), err
+		c.report(r)
+		return nil
+	}
+	if len(matches) > 0 {
+		k := matches[0].k
+		r.Mark, r.UID, r.By, r.Normalised = VerifySame, uint32(c.idx.msgs[k].uid), by(k), matches[0].loose
+		c.report(r)
+		for _, m := range matches[1:] {
+			c.extras = append(c.extras, extraCopy{num: d.num, uidl: d.uidl, k: m.k})
+		}
+		return nil
 	}
 	// The copy that should be this message, if its bytes differ.
-	var expected *candidate
-	if len(cands) > 0 {
-		expected = &cands[0]
-	}
-	for _, size := range []int64{d.size, d.crlfSize} {
-		for _, ie := range c.idx.bySize[size] {
-			add(ie, "hash")
+	r.Mark = VerifyMissing
+	for _, k := range cands {
+		if b := by(k); b != "hash" {
+			r.Mark, r.UID, r.By = VerifyDiffer, uint32(c.idx.msgs[k].uid), b
+			break
 		}
-	}
-	for _, cand := range cands {
-		got, err := fetchDigest(c.ic, cand.uid, c.timeout, cand.size)
-		if err != nil {
-			var ierr *imap.Error
-			if !errors.As(err, &ierr) {
-				return fmt.Errorf("imap: UID FETCH %d in %q: %w", cand.uid, c.folder, err)
-			}
-			r.Mark, r.UID, r.By, r.Err = VerifyError, uint32(cand.uid), cand.by, err
-			c.report(r)
-			return nil
-		}
-		if got.size == d.size && got.sum == d.sum {
-			r.Mark, r.UID, r.By = VerifySame, uint32(cand.uid), cand.by
-			c.report(r)
-			return nil
-		}
-		if got.loose == d.loose {
-			r.Mark, r.UID, r.By, r.Normalised = VerifySame, uint32(cand.uid), cand.by, true
-			c.report(r)
-			return nil
-		}
-	}
-	if expected != nil {
-		r.Mark, r.UID, r.By = VerifyDiffer, uint32(expected.uid), expected.by
-	} else {
-		r.Mark = VerifyMissing
 	}
 	c.report(r)
 	return nil
-}
-
-// imapDigest is the hashes of one stored message.
-type imapDigest struct {
-	size       int64
-	sum, loose [sha256.Size]byte
-}
-
-// fetchDigest streams one stored message through both hashes without
-// holding it in memory.
-func fetchDigest(c *imapclient.Client, uid imap.UID, timeout time.Duration, size int64) (imapDigest, error) {
-	var d imapDigest
-	found := false
-	err := withDeadline(c, timeout+time.Duration(size/100_000)*time.Second, func() error {
-		cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		defer cmd.Close()
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				body, ok := item.(imapclient.FetchItemDataBodySection)
-				if !ok || body.Literal == nil {
-					continue
-				}
-				sum, loose := sha256.New(), newCRLFHasher()
-				n, err := io.Copy(io.MultiWriter(sum, loose), body.Literal)
-				if err != nil {
-					return err
-				}
-				d.size, found = n, true
-				sum.Sum(d.sum[:0])
-				loose.Sum(d.loose[:0])
-			}
-		}
-		return cmd.Close()
-	})
-	if err == nil && !found {
-		err = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "the server sent no body (expunged meanwhile?)"}
-	}
-	return d, err
 }
 
 // quickBatch checks a batch without retrieving anything. A message is
@@ -522,13 +418,16 @@ func fetchDigest(c *imapclient.Client, uid imap.UID, timeout time.Duration, size
 // under the same UIDVALIDITY: an IMAP message never changes under its UID,
 // so it is what was appended. Otherwise a stored message must have its
 // Message-ID (read with TOP n 0) and its LIST size, or, without a
-// Message-ID, just its size.
+// Message-ID, just its size. Further stored messages with the same
+// Message-ID and size are remembered as possible duplicates; without a
+// Message-ID, a size alone says too little to call anything a duplicate.
 func (c *checker) quickBatch(batch []listedMsg) error {
 	for _, l := range batch {
 		r := VerifyResult{Number: l.num, UIDL: l.uidl, Size: l.size}
-		if ie := c.journalUID(l.num); ie != nil {
-			r.Mark, r.UID, r.By, r.MessageID = VerifySame, uint32(ie.uid), "journal", c.journal[l.num].MessageID
+		if k, ok := c.journalCopy(l.num); ok && !c.idx.claimed[k] {
+			r.Mark, r.UID, r.By, r.MessageID = VerifySame, uint32(c.idx.msgs[k].uid), "journal", c.journal[l.num].MessageID
 			c.report(r)
+			c.quickExtras(l, r.MessageID, c.idx.msgs[k].size)
 			continue
 		}
 		if c.top {
@@ -548,28 +447,41 @@ func (c *checker) quickBatch(batch []listedMsg) error {
 			r.MessageID = e.MessageID
 		}
 		r.Mark = VerifyMissing
-		var pool []*imapEntry
+		var pool []int32
 		by := "size"
 		if r.MessageID != "" {
-			pool, by = c.idx.byMessageID[r.MessageID], "message-id"
+			pool, by = c.idx.withMID(c.idx.midHash(r.MessageID)), "message-id"
 		} else {
-			pool = c.idx.bySize[l.size]
+			pool = c.idx.withSize(l.size)
 		}
-		for _, ie := range pool {
-			if !c.free(ie, l.num) {
+		for _, k := range pool {
+			if c.taken(k, l.num) {
 				continue
 			}
-			if ie.size == l.size {
-				r.Mark, r.UID, r.By = VerifySame, uint32(ie.uid), by
+			if c.idx.msgs[k].size == l.size {
+				r.Mark, r.UID, r.By = VerifySame, uint32(c.idx.msgs[k].uid), by
 				break
 			}
 			if r.Mark == VerifyMissing {
-				r.Mark, r.UID, r.By = VerifyDiffer, uint32(ie.uid), by
+				r.Mark, r.UID, r.By = VerifyDiffer, uint32(c.idx.msgs[k].uid), by
 			}
 		}
 		c.report(r)
+		if r.Mark == VerifySame {
+			c.quickExtras(l, r.MessageID, l.size)
+		}
 	}
 	return nil
+}
+
+// quickExtras remembers the stored messages other than the claimed copy
+// that have message l's Message-ID and size.
+func (c *checker) quickExtras(l listedMsg, messageID string, size int64) {
+	for _, k := range c.idx.withMID(c.idx.midHash(messageID)) {
+		if !c.taken(k, l.num) && c.idx.msgs[k].size == size {
+			c.extras = append(c.extras, extraCopy{num: l.num, uidl: l.uidl, k: k})
+		}
+	}
 }
 
 // topMessageID reads message num's header with TOP n 0.

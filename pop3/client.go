@@ -70,7 +70,7 @@ const (
 // client's memory grow without limit. Variables so tests can lower them.
 var (
 	maxListLines       = 10_000_000 // LIST and UIDL lines
-	maxListBytes int64 = 1 << 30    // LIST and UIDL bytes
+	maxListBytes int64 = 64 << 20   // LIST and UIDL bytes, whatever STAT said
 	maxCapaLines       = 1000
 	maxAuthSteps       = 32 // SASL challenges in one AUTH exchange
 )
@@ -430,26 +430,77 @@ func (c *Client) ListOne(n int) (MessageInfo, error) {
 
 // Uidl returns the unique id of every message not marked deleted.
 func (c *Client) Uidl() ([]UIDInfo, error) {
-	return listAll(c, "UIDL", parseUIDListing)
+	var out []UIDInfo
+	err := c.ScanUidl(func(u UIDInfo) error {
+		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // UidlOne returns the unique id of message n.
 func (c *Client) UidlOne(n int) (UIDInfo, error) {
-	return listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
+	u, err := listOne(c, "UIDL", n, parseUIDListing, func(i UIDInfo) int { return i.Number })
+	if err != nil {
+		return u, err
+	}
+	if err := checkUID("UIDL "+strconv.Itoa(n), u); err != nil {
+		return UIDInfo{}, err
+	}
+	return u, nil
+}
+
+// ErrStopListing, matched by the error of a ScanList or ScanUidl callback,
+// drops the session instead of reading the rest of the listing.
+var ErrStopListing = errors.New("pop3: listing stopped")
+
+// MaxUIDLength is the longest unique-id RFC 1939 §7 allows.
+const MaxUIDLength = 70
+
+// UIDError is a unique-id longer than RFC 1939 allows. pop2imap keeps every
+// unique-id of the maildrop in memory and in its journal, so a server that
+// sends longer ones could make it hold far more than a listing should take.
+type UIDError struct {
+	Command string
+	Number  int // the message
+	Length  int // the unique-id's length in bytes
+}
+
+func (e *UIDError) Error() string {
+	return fmt.Sprintf("pop3: %s: message %d has a unique-id of %d bytes; RFC 1939 allows 1 to %d", e.Command, e.Number, e.Length, MaxUIDLength)
+}
+
+func checkUID(label string, u UIDInfo) error {
+	if len(u.UID) > MaxUIDLength {
+		return &UIDError{Command: label, Number: u.Number, Length: len(u.UID)}
+	}
+	return nil
 }
 
 // ScanList is List for a mailbox too large to hold as a slice: it calls fn
 // with each message's size as its line arrives. After fn returns an error
 // it is not called again; the rest of the listing is read, so the session
-// stays usable, and that error is returned.
+// stays usable, and that error is returned. When fn's error matches
+// ErrStopListing (errors.Is), the rest is not read and the session is
+// dropped instead: for a listing that may never end.
 func (c *Client) ScanList(fn func(MessageInfo) error) error {
 	return scanAll(c, "LIST", parseScanListing, fn)
 }
 
 // ScanUidl is Uidl for a mailbox too large to hold as a slice, in the way
 // of ScanList.
+// A unique-id longer than MaxUIDLength is a *UIDError, and the session is
+// dropped: such a server may send them without end.
 func (c *Client) ScanUidl(fn func(UIDInfo) error) error {
-	return scanAll(c, "UIDL", parseUIDListing, fn)
+	return scanAll(c, "UIDL", parseUIDListing, func(u UIDInfo) error {
+		if err := checkUID("UIDL", u); err != nil {
+			return err
+		}
+		return fn(u)
+	})
 }
 
 // listAll runs the multi-line form of LIST or UIDL, parsing each line with
@@ -685,10 +736,7 @@ func (c *Client) traceLine(line []byte) {
 
 // scrub replaces the secret of the login under way in s.
 func (c *Client) scrub(s string) string {
-	if c.hide == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, c.hide, "<redacted>")
+	return Redact(s, c.hide)
 }
 
 // hiding runs a login command with secret kept out of its error and of the
@@ -703,15 +751,15 @@ func (c *Client) hiding(secret string, f func() error) error {
 	var perr *Error
 	var prot *ProtocolError
 	switch {
-	case errors.As(err, &perr) && strings.Contains(perr.Text, secret):
+	case errors.As(err, &perr) && containsSecret(perr.Text, secret):
 		scrubbed := *perr
 		scrubbed.Text = c.scrub(perr.Text)
 		return &scrubbed
-	case errors.As(err, &prot) && strings.Contains(prot.Msg, secret):
+	case errors.As(err, &prot) && containsSecret(prot.Msg, secret):
 		scrubbed := *prot
 		scrubbed.Msg = c.scrub(prot.Msg)
 		return &scrubbed
-	case strings.Contains(err.Error(), secret):
+	case containsSecret(err.Error(), secret):
 		return errors.New(c.scrub(err.Error()))
 	}
 	return err
@@ -845,12 +893,19 @@ func (c *Client) multiCmd(label, line string, maxLines int, fn func(line []byte)
 			l = l[1:]
 		}
 		lines++
-		total += int64(len(l))
+		total += int64(len(l)) + 2 // and its line ending: the bound is on what the wire carries
 		if lines > maxLines || total > maxListBytes {
 			return c.fail(&ProtocolError{Command: label, Msg: fmt.Sprintf("reply longer than %d lines or %d bytes", maxLines, maxListBytes)})
 		}
 		if firstErr == nil {
 			firstErr = fn(l)
+			var uerr *UIDError
+			if errors.As(firstErr, &uerr) || errors.Is(firstErr, ErrStopListing) {
+				// A unique-id of any length, or more than the caller can
+				// hold: the listing may never end, so drop the session
+				// rather than drain it.
+				return c.fail(firstErr)
+			}
 		}
 	}
 }
@@ -901,4 +956,11 @@ func parseUIDListing(line []byte) (UIDInfo, bool) {
 		return UIDInfo{}, false
 	}
 	return UIDInfo{Number: int(n), UID: uid}, true
+}
+
+// joinErrors is errors.Join on one line: both stay in the chain for
+// errors.Is and errors.As, and a caller can print the result as the one
+// line of an error message.
+func joinErrors(first, then error) error {
+	return fmt.Errorf("%w; then %w", first, then)
 }

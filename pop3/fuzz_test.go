@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -131,9 +133,64 @@ func checkErr(t *testing.T, err error) {
 	}
 }
 
+// Reference readings of one response line, written as regular expressions
+// apart from the hand-written parsers, to check them against.
+var (
+	// RFC 1939 §3: a status indicator, then a space or tab and the text,
+	// or nothing; we accept any case and runs of blanks.
+	refStatusRe = regexp.MustCompile(`(?s)^(?i:(\+OK)|-ERR)(?:[ \t]+(.*))?$`)
+	// RFC 2449 §8: "[" a response code of printable characters, "]".
+	refCodeRe = regexp.MustCompile(`(?s)^\[([\x21-\x5a\x5c\x5e-\x7e]+)\][ \t]*(.*)$`)
+	// RFC 1939 §7: a message number, blanks, and the unique-id up to the
+	// last character that is not a blank.
+	refUIDRe = regexp.MustCompile(`(?s)^([0-9]{1,18})[ \t]+(.*[^ \t])[ \t]*$`)
+)
+
+// checkStatusLine compares parseStatus, parseError and parseUIDListing
+// with the references on one line.
+func checkStatusLine(t *testing.T, line []byte) {
+	t.Helper()
+	ok, text, valid := parseStatus(line)
+	m := refStatusRe.FindSubmatchIndex(line)
+	refValid := m != nil
+	if valid != refValid {
+		t.Fatalf("parseStatus(%q): valid %v, the reference says %v", line, valid, refValid)
+	}
+	if valid {
+		refOK := m[2] >= 0
+		refText := ""
+		if m[4] >= 0 {
+			refText = string(line[m[4]:m[5]])
+		}
+		if ok != refOK || text != refText {
+			t.Fatalf("parseStatus(%q) = %v, %q; the reference says %v, %q", line, ok, text, refOK, refText)
+		}
+	}
+
+	e := parseError("X", string(line))
+	refCode, refText := "", string(line)
+	if m := refCodeRe.FindStringSubmatch(string(line)); m != nil {
+		refCode, refText = strings.ToUpper(m[1]), m[2]
+	}
+	if e.Code != refCode || e.Text != refText {
+		t.Fatalf("parseError(%q) = [%s] %q; the reference says [%s] %q", line, e.Code, e.Text, refCode, refText)
+	}
+
+	u, uok := parseUIDListing(line)
+	refU, refUOK := UIDInfo{}, false
+	if m := refUIDRe.FindSubmatch(line); m != nil {
+		if n, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil && n > 0 {
+			refU, refUOK = UIDInfo{Number: int(n), UID: string(m[2])}, true
+		}
+	}
+	if uok != refUOK || u != refU {
+		t.Fatalf("parseUIDListing(%q) = %+v, %v; the reference says %+v, %v", line, u, uok, refU, refUOK)
+	}
+}
+
 // FuzzResponseLine feeds any bytes to the client as a greeting and the
-// replies to a series of commands: parsing never panics, and errors are
-// always of the documented kinds.
+// replies to a series of commands: parsing never panics, errors are always
+// of the documented kinds, and each line reads as the references read it.
 func FuzzResponseLine(f *testing.F) {
 	for _, s := range []string{
 		"+OK ready <1.2@host>\r\n+OK 2 320\r\n+OK 1 120\r\n+OK 1 uid\r\n",
@@ -147,11 +204,12 @@ func FuzzResponseLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		parseStatus(data)
-		parseError("X", string(data))
 		apopTimestamp(string(data))
 		parseScanListing(data)
-		parseUIDListing(data)
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			line = bytes.TrimSuffix(line, []byte("\r"))
+			checkStatusLine(t, line)
+		}
 
 		for _, bufSize := range []int{readBufferSize, 16} {
 			c, err := newClient(&streamConn{r: bytes.NewReader(data)}, &Options{MaxLineLength: 256}, bufSize)

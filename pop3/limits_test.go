@@ -2,10 +2,12 @@ package pop3
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +253,122 @@ func TestListingBoundedByStat(t *testing.T) {
 	var perr *ProtocolError
 	if !errors.As(err, &perr) {
 		t.Fatalf("Uidl of 4 lines after STAT said 2: %v, want a ProtocolError", err)
+	}
+}
+
+// uidLines streams "n uid\r\n" for n = 1, 2, ... without end, counting the
+// bytes read.
+type uidLines struct {
+	n    int
+	uid  string
+	read int64
+	pend []byte
+}
+
+func (r *uidLines) Read(p []byte) (int, error) {
+	for len(r.pend) < len(p) {
+		r.n++
+		r.pend = append(r.pend, strconv.Itoa(r.n)+" "+r.uid+"\r\n"...)
+	}
+	n := copy(p, r.pend)
+	r.pend = r.pend[n:]
+	r.read += int64(n)
+	return n, nil
+}
+
+// TestListingBytesBound: a STAT that claims ten million messages followed by
+// an endless UIDL of legal lines is cut off after maxListBytes, not after
+// what STAT allows.
+func TestListingBytesBound(t *testing.T) {
+	src := &uidLines{uid: strings.Repeat("u", MaxUIDLength)}
+	conn := &streamConn{r: io.MultiReader(strings.NewReader("+OK\r\n+OK 10000000 0\r\n+OK\r\n"), src), w: io.Discard}
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := c.Stat(); err != nil || n != 10_000_000 {
+		t.Fatalf("Stat = %d, %v", n, err)
+	}
+	lines := 0
+	err = c.ScanUidl(func(UIDInfo) error { lines++; return nil })
+	var perr *ProtocolError
+	if !errors.As(err, &perr) {
+		t.Fatalf("error = %v, want a *ProtocolError", err)
+	}
+	if limit := maxListBytes + readBufferSize + 100; src.read > limit || maxListBytes > 64<<20 {
+		t.Fatalf("read %d bytes of the listing (bound %d); want at most 64 MiB", src.read, maxListBytes)
+	}
+	t.Logf("%d lines, %d bytes read", lines, src.read)
+}
+
+// TestUIDLength: a unique-id of more than 70 bytes (RFC 1939 §7) is a
+// *UIDError from every form of UIDL; after one in a listing the session is
+// dropped rather than drained, as the listing may never end.
+func TestUIDLength(t *testing.T) {
+	ok, long := strings.Repeat("a", MaxUIDLength), strings.Repeat("b", MaxUIDLength+1)
+	conn := startServer(t, func(s *fakeServer) {
+		s.send("+OK ready\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 " + ok + "\r\n.\r\n")
+		s.expect("UIDL 2\r\n")
+		s.send("+OK 2 " + long + "\r\n")
+		s.expect("UIDL\r\n")
+		s.send("+OK\r\n1 " + ok + "\r\n2 " + long + "\r\n3 c\r\n")
+		s.expectClose()
+	})
+	c, err := NewClient(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	us, err := c.Uidl()
+	if err != nil || len(us) != 1 || us[0].UID != ok {
+		t.Fatalf("a 70-byte unique-id: %v, %v", us, err)
+	}
+	var uerr *UIDError
+	if _, err := c.UidlOne(2); !errors.As(err, &uerr) {
+		t.Fatalf("UidlOne: %v, want a *UIDError", err)
+	}
+	_, err = c.Uidl()
+	if !errors.As(err, &uerr) || uerr.Number != 2 || uerr.Length != MaxUIDLength+1 {
+		t.Fatalf("Uidl: %v, want a *UIDError for message 2", err)
+	}
+	if err := c.Noop(); err == nil {
+		t.Fatal("the session is still used after a listing with an over-long unique-id")
+	}
+}
+
+// TestStopListing: a callback error that matches ErrStopListing drops the
+// session at once; any other error leaves the rest to be read, and the
+// session in step.
+func TestStopListing(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		conn := startServer(t, func(s *fakeServer) {
+			s.send("+OK ready\r\n")
+			s.expect("UIDL\r\n")
+			s.send("+OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n")
+			if !stop {
+				s.expect("NOOP\r\n")
+				s.send("+OK\r\n")
+			}
+			s.expectClose()
+		})
+		c, err := NewClient(conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cause := errors.New("too much")
+		if stop {
+			cause = fmt.Errorf("%w: %w", cause, ErrStopListing)
+		}
+		calls := 0
+		err = c.ScanUidl(func(UIDInfo) error { calls++; return cause })
+		if !errors.Is(err, cause) || calls != 1 {
+			t.Fatalf("stop %v: %v after %d calls; want the callback's error after 1", stop, err, calls)
+		}
+		if err := c.Noop(); (err == nil) == stop {
+			t.Errorf("stop %v: NOOP afterwards: %v", stop, err)
+		}
+		c.Close()
 	}
 }

@@ -43,7 +43,7 @@ func (c *Client) RetrAll(nums []int, window int, fn func(n int, body io.Reader) 
 		err := c.callback(fn, n, body)
 		if ferr := c.finishBody(); ferr != nil {
 			if err != nil && !errors.Is(err, ferr) {
-				return errors.Join(err, ferr)
+				return joinErrors(err, ferr)
 			}
 			return ferr
 		}
@@ -132,7 +132,7 @@ func (c *Client) pipeline(verb string, nums []int, window int, onOK func(n int, 
 			// Outstanding reply after the loop stopped: drop the body.
 			c.openBody(label)
 			if err := c.finishBody(); err != nil {
-				return errors.Join(stop, err)
+				return joinErrors(stop, err)
 			}
 			continue
 		}

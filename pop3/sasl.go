@@ -116,16 +116,16 @@ func (c *Client) auth(mech SASLClient) error {
 func (c *Client) cancelAuth(label string, cause error) error {
 	c.send("*", "")
 	if err := c.flush(label); err != nil {
-		return errors.Join(cause, err)
+		return joinErrors(cause, err)
 	}
 	l, err := c.readLine(label)
 	if err != nil {
-		return errors.Join(cause, err)
+		return joinErrors(cause, err)
 	}
 	c.traceLine(l)
 	if ok, _, valid := parseStatus(l); !valid || ok {
 		// Without a -ERR the server's state is unknown; do not go on.
-		return c.fail(errors.Join(cause, &ProtocolError{Command: label, Msg: "unexpected reply to cancel " + quoteReply(l)}))
+		return c.fail(joinErrors(cause, &ProtocolError{Command: label, Msg: "unexpected reply to cancel " + quoteReply(l)}))
 	}
 	return cause
 }

@@ -267,6 +267,13 @@ func TestEchoedSecretIsScrubbed(t *testing.T) {
 		{"PASS", func(c *Client) error { return c.Login("u", secret) }, "-ERR [AUTH] bad password " + secret},
 		{"AUTH PLAIN", func(c *Client) error { return c.Auth(NewPlainClient("", "u", secret)) }, "-ERR [AUTH] no such password: " + secret},
 		{"XOAUTH2", func(c *Client) error { return c.Auth(NewXOAUTH2Client("u", secret, false)) }, "-ERR token " + secret + " expired"},
+		// The same servers echoing the SASL payload as it came, in base64.
+		{"AUTH PLAIN payload", func(c *Client) error { return c.Auth(NewPlainClient("", "u", secret)) },
+			"-ERR [AUTH] cannot decode " + base64.StdEncoding.EncodeToString([]byte("\x00u\x00"+secret))},
+		{"AUTH LOGIN payload", func(c *Client) error { return c.Auth(NewLoginClient("u", secret)) },
+			"-ERR [AUTH] bad " + base64.StdEncoding.EncodeToString([]byte(secret))},
+		{"XOAUTH2 payload", func(c *Client) error { return c.Auth(NewXOAUTH2Client("user@example.com", secret, false)) },
+			"-ERR bad " + base64.StdEncoding.EncodeToString([]byte("user=user@example.com\x01auth=Bearer "+secret+"\x01\x01"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +309,11 @@ func TestEchoedSecretIsScrubbed(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), secret) || strings.Contains(trace.String(), secret) {
 				t.Errorf("secret leaked: err %q, trace %q", err, trace.String())
+			}
+			for _, form := range base64Cores(secret) {
+				if strings.Contains(err.Error(), form) || strings.Contains(trace.String(), form) {
+					t.Errorf("base64 form %q of the secret leaked: err %q, trace %q", form, err, trace.String())
+				}
 			}
 			var perr *Error
 			if !errors.As(err, &perr) {

@@ -14,19 +14,33 @@
 //     internal date. If the run dies after this record, the APPEND may or may
 //     not have reached the server, so the next run searches the folder for the
 //     message instead of appending it blindly a second time.
+//
 //   - Appended is recorded (by [Journal.MarkAppended]) once the server has
 //     confirmed the APPEND, with the APPENDUID when the server gave one. Only
 //     an Appended message may be deleted from POP3, and a later run skips it
 //     without searching the folder.
+//
 //   - Refused is recorded (by [Journal.MarkRefused]) when the server rejected
 //     the APPEND, with the server's text. The message stays in the POP3
 //     maildrop and is reported. Trying it again later is a new entry (a new
 //     BeginAppend), so the refusal stays as history.
+//
 //   - Deleted is recorded (by [Journal.MarkDeleted]) once the message has been
 //     deleted from the POP3 maildrop, ending its life in the journal. If the
 //     same UIDL shows up again (a QUIT that failed, so the deletion was never
 //     committed), the entry shows that the copy already exists; deleting it
 //     again needs no new record.
+//
+//   - Adopted is not a step of its own: [Journal.Adopt] creates an entry
+//     directly at step Appended, with the UID of a copy that the folder
+//     already held although the journal did not know the message (a lost
+//     journal, or another way of copying). [Journal.AddBaseline] creates
+//     entries directly at step Baseline: messages marked done without
+//     being copied, so that a bridge copies only mail that arrives later.
+//
+//   - [Journal.MarkAppendedLater] is MarkAppended without waiting for its
+//     fsync; the next fsync of any record, or [Journal.Sync], makes it
+//     durable, and the pipeline calls Sync before its first DELE.
 //
 // The allowed transitions are Appending → Appended, Appending → Refused and
 // Appended → Deleted. Any other call is a programming error: the method
@@ -70,12 +84,20 @@
 //     leaves behind, is cut off and the truncation is fsync'd. A last line is
 //     torn when it has no trailing newline or fails its checksum. Such a
 //     record was never acknowledged to the caller, so nothing acted on it.
-//   - Any other bad record (a checksum mismatch before the last line, JSON
-//     that does not parse, a step record for an unknown entry, a transition
-//     that is not allowed) means the file was damaged after it was written.
-//     Open refuses it with a [*CorruptError] naming the byte offset; moving the
-//     file aside starts over safely, because messages already copied will be
-//     found in the IMAP folder.
+//     The cut is reported by [Journal.Repaired], because a file cut short by
+//     hand looks the same, and the caller says so.
+//   - A record that fails its checksum with more records after it means the file was damaged or cut and then written to again.
+//     Open keeps every record before it, saves a copy of the whole file as
+//     "<path>.damaged-<time>", cuts the journal at the damaged record, and
+//     reports the cut by [Journal.Repaired]. Nothing is lost by this: the
+//     pipeline treats a message the journal does not know by looking for it
+//     in the IMAP folder first (the folder is the ground truth), so messages
+//     the dropped records described are found there, not copied again.
+//   - Any other bad record (a step record for an unknown entry, a transition
+//     that is not allowed, an entry created twice) means the file was built
+//     wrongly rather than damaged. Open refuses it with a [*CorruptError]
+//     naming the byte offset; moving the file aside starts over safely, for
+//     the same reason.
 //   - When records superseded by later records of the same entry outnumber
 //     the live entries, Open compacts the journal: it writes every entry as a
 //     single entry record holding its current state to a temporary file in the

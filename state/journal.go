@@ -122,8 +122,9 @@ type Journal struct {
 	nextID  uint64
 	zones   map[int]*time.Location // shared by all entries with the same UTC offset
 	buf     []byte
-	rbuf    []byte // for reading records back
-	err     error  // sticky: set by the first failed write or fsync
+	rbuf    []byte  // for reading records back
+	err     error   // sticky: set by the first failed write or fsync
+	repair  *Repair // what Open cut off, if anything
 	closed  bool
 	written uint64 // batches of records written, under mu
 
@@ -239,17 +240,32 @@ func (j *Journal) ByUIDL(uidl string) ([]Entry, error) {
 // earlier entries for the same UIDL: deciding whether to copy again is the
 // caller's job.
 func (j *Journal) BeginAppend(e Entry) (uint64, error) {
+	return j.createEntry("BeginAppend", e, Appending, 0, 0)
+}
+
+// Adopt records that e's message was found already stored in the folder,
+// under uidValidity and uid, so that it is not appended again: the entry is
+// created directly at step Appended, as if this run had appended it. It
+// returns the new entry's ID once the record is on disk. The fields ID,
+// Step, UIDValidity, UID, Reason and Updated of e are ignored.
+func (j *Journal) Adopt(e Entry, uidValidity, uid uint32) (uint64, error) {
+	return j.createEntry("Adopt", e, Appended, uidValidity, uid)
+}
+
+// createEntry writes one entry record at step and returns the entry's ID
+// once it is durable.
+func (j *Journal) createEntry(op string, e Entry, step Step, uidValidity, uid uint32) (uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(); err != nil {
 		return 0, err
 	}
 	if t := e.InternalDate; !t.IsZero() && (t.Year() < 0 || t.Year() > 9999) {
-		return 0, fmt.Errorf("state: BeginAppend %q: internal date %v is out of range", e.UIDL, t)
+		return 0, fmt.Errorf("state: %s %q: internal date %v is out of range", op, e.UIDL, t)
 	}
 	e.ID = j.nextID
-	e.Step = Appending
-	e.UIDValidity, e.UID, e.Reason = 0, 0, ""
+	e.Step = step
+	e.UIDValidity, e.UID, e.Reason = uidValidity, uid, ""
 	e.InternalDate = j.normTime(e.InternalDate)
 	e.Updated = j.now()
 	j.buf = appendRecord(j.buf[:0], &e, true)

@@ -138,6 +138,14 @@ func countLines(t testing.TB, path string) int {
 
 // TestRoundTrip proves that every step, and every awkward field value,
 // reads back exactly the same after Close and Open.
+// refusedReasons are servers' refusals with what a reason can carry:
+// quotes, CR LF, a bare CR, a tab, a NUL, U+2028, and bytes that are not
+// UTF-8 (which take another encoding).
+var refusedReasons = map[string]string{
+	"refused":            "[TOOBIG] message \"too\" large\r\nsecond\\line\rthird\tx\x00\u2028 ü",
+	"refused, not UTF-8": "[TOOBIG] message \"too\" large\r\n\xff",
+}
+
 func TestRoundTrip(t *testing.T) {
 	lmt, err := time.LoadLocation("Europe/Amsterdam")
 	if err != nil {
@@ -171,7 +179,12 @@ func TestRoundTrip(t *testing.T) {
 			}
 		}},
 		{"refused", func(t *testing.T, j *Journal, id uint64) {
-			if err := j.MarkRefused(id, "[TOOBIG] message \"too\" large\r\n\xff"); err != nil {
+			if err := j.MarkRefused(id, refusedReasons["refused"]); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"refused, not UTF-8", func(t *testing.T, j *Journal, id uint64) {
+			if err := j.MarkRefused(id, refusedReasons["refused, not UTF-8"]); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -212,6 +225,10 @@ func TestRoundTrip(t *testing.T) {
 				got := byUIDL(t, j, e.UIDL)
 				if len(got) != 1 || !reflect.DeepEqual(got[0], e) {
 					t.Fatalf("ByUIDL(%q) = %+v, want [%+v]", e.UIDL, got, e)
+				}
+				// Expected from the input, not from the code's own output.
+				if reason, ok := refusedReasons[tt.name]; ok && (got[0].Step != Refused || got[0].Reason != reason) {
+					t.Fatalf("after reopen: step %v, reason %q; want Refused, %q", got[0].Step, got[0].Reason, reason)
 				}
 			}
 		})
@@ -466,8 +483,8 @@ func TestCorruptMiddle(t *testing.T) {
 		line   int                           // index of the bad line afterwards
 		reason string
 	}{
-		{"bad checksum in the middle", func(l [][]byte) [][]byte { l[2][20] ^= 1; return l }, 2, "checksum mismatch"},
-		{"bad checksum on first record", func(l [][]byte) [][]byte { l[1][0] = 'x'; return l }, 1, "malformed"},
+		// A record that fails its checksum is salvaged, not refused:
+		// see TestSalvageDamagedRecord.
 		{"unknown id in the middle", func(l [][]byte) [][]byte {
 			return insert(l, 2, stepRecord(77, Appended))
 		}, 2, "unknown entry 77"},
@@ -731,6 +748,49 @@ func TestFileModes(t *testing.T) {
 	checkMode(t, path+".lock", 0o600)
 	checkMode(t, filepath.Dir(path), 0o700)
 	checkMode(t, filepath.Dir(filepath.Dir(path)), 0o700)
+}
+
+// TestExistingJournalMadePrivate: a journal left readable by others (by an
+// older version, or a copy) is made 0600 when opened.
+func TestExistingJournalMadePrivate(t *testing.T) {
+	path := journalPath(t)
+	j := mustOpen(t, path)
+	begin(t, j, message(1))
+	j.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	checkMode(t, path, 0o600)
+}
+
+// TestJournalSymlinkRefused: the journal and its lock are not opened
+// through a symbolic link, which could point the writes at another file.
+func TestJournalSymlinkRefused(t *testing.T) {
+	for _, which := range []string{"journal", "lock"} {
+		t.Run(which, func(t *testing.T) {
+			path := journalPath(t)
+			os.MkdirAll(filepath.Dir(path), 0o700)
+			victim := filepath.Join(t.TempDir(), "victim")
+			os.WriteFile(victim, []byte("keep\n"), 0o600)
+			link := path
+			if which == "lock" {
+				link = path + ".lock"
+			}
+			if err := os.Symlink(victim, link); err != nil {
+				t.Fatal(err)
+			}
+			j, err := Open(path)
+			if err == nil {
+				j.Close()
+				t.Fatalf("Open followed the symbolic link %s", link)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "keep\n" {
+				t.Errorf("the link's target was changed to %q", b)
+			}
+		})
+	}
 }
 
 // TestLockSameProcess proves that a journal cannot be opened twice at once,

@@ -35,3 +35,8 @@ func lockFile(f *os.File) error {
 	}
 	return lerr
 }
+
+// oNoFollow makes opening the journal or its lock fail on a symbolic link,
+// so that whoever can write the state directory cannot point pop2imap's
+// writes at another of the user's files.
+const oNoFollow = syscall.O_NOFOLLOW

@@ -15,3 +15,6 @@ var errLocked = errors.New("lock is held")
 func lockFile(f *os.File) error {
 	return errors.New("exclusive file locks are not supported on " + runtime.GOOS)
 }
+
+// oNoFollow: without flock the journal is not opened at all.
+const oNoFollow = 0

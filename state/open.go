@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // LockedError is returned by [Open] when another run, in this process or
@@ -48,7 +49,7 @@ func (j *Journal) open() error {
 		return err
 	}
 	lockPath := j.path + ".lock"
-	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", lockPath, err)
 	}
@@ -64,7 +65,7 @@ func (j *Journal) open() error {
 	removeStaleTemps(dir, filepath.Base(j.path)+compactSuffix)
 	removeStaleTemps(dir, filepath.Base(j.path)+indexSuffix)
 
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", j.path, err)
 	}
@@ -72,6 +73,13 @@ func (j *Journal) open() error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fileErr("stat", j.path, err)
+	}
+	// A journal made by an older version, or copied in, may be readable
+	// by others: it names the mailbox's messages.
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return fileErr("chmod", j.path, err)
+		}
 	}
 	// An entry takes at least one record of some 250 bytes.
 	j.idx, err = openIndex(dir, filepath.Base(j.path)+indexSuffix+"*", fi.Size()/250)
@@ -128,19 +136,24 @@ func (j *Journal) replay() (int, error) {
 		if !complete {
 			j.size = off
 			if len(line) > 0 { // a write cut short by a crash
-				return records, j.truncate(off)
+				return records, j.cutTornTail(off, errNoNewline)
 			}
 			return records, nil
 		}
 		rec, torn, err := parseLine(line)
 		if err != nil {
-			if torn {
-				if _, perr := r.Peek(1); perr == io.EOF {
-					j.size = off
-					return records, j.truncate(off)
-				}
+			if !torn {
+				return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
 			}
-			return 0, &CorruptError{Path: j.path, Offset: off, Err: err}
+			j.size = off
+			if _, perr := r.Peek(1); perr == io.EOF {
+				return records, j.cutTornTail(off, err)
+			}
+			// A record that fails its checksum with more after it: the file
+			// was damaged or cut and written to again. Everything before it
+			// is sound; what follows cannot be trusted, and the folder is
+			// the ground truth for the messages it may have recorded.
+			return records, j.salvage(off, err)
 		}
 		if err := j.apply(rec, span{off, uint32(len(line) + 1)}); err != nil {
 			var ce *corruption
@@ -291,6 +304,81 @@ func (j *Journal) writeHeader() error {
 	return j.syncDir(filepath.Dir(j.path))
 }
 
+// Repair describes the damage [Open] found in a journal and cut off. The
+// records before Offset were kept; the messages that the dropped bytes may
+// have recorded are looked up in the IMAP folder by the next run, so the
+// repair loses nothing and copies nothing twice.
+type Repair struct {
+	Path    string
+	Offset  int64 // where the dropped bytes began
+	Dropped int64 // how many bytes were cut off
+	// Torn is set when only the last record was damaged: the end of a
+	// write that a crash interrupted, or a file that was cut short.
+	// Otherwise a damaged record had more after it.
+	Torn bool
+	// SavedAs is where the damaged file was copied before it was cut, so
+	// that nothing of it is lost; "" for a torn last record.
+	SavedAs string
+	Err     error // what was wrong with the first dropped record
+}
+
+// String says in one line what was cut off and what follows from it.
+func (r *Repair) String() string {
+	what := "its last record was cut short (an interrupted write, or a truncated file)"
+	if !r.Torn {
+		what = "a damaged record with more after it (the damaged file is saved as " + r.SavedAs + ")"
+	}
+	return fmt.Sprintf("journal %s: %s at byte %d: dropped %d bytes (%v); the entries before it are kept, and messages the dropped part recorded will be found in the folder, not copied again",
+		r.Path, what, r.Offset, r.Dropped, r.Err)
+}
+
+// Repaired returns what Open cut off the journal, or nil when it was whole.
+func (j *Journal) Repaired() *Repair { return j.repair }
+
+// errNoNewline is a last record without its newline: its write never
+// finished.
+var errNoNewline = errors.New("the last record has no newline")
+
+// cutTornTail cuts off a torn last record and remembers the repair.
+func (j *Journal) cutTornTail(off int64, why error) error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fileErr("stat", j.path, err)
+	}
+	j.repair = &Repair{Path: j.path, Offset: off, Dropped: fi.Size() - off, Torn: true, Err: why}
+	return j.truncate(off)
+}
+
+// salvage keeps the journal up to off, the first damaged record, after
+// saving a copy of the whole damaged file beside it.
+func (j *Journal) salvage(off int64, why error) error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fileErr("stat", j.path, err)
+	}
+	saved := fmt.Sprintf("%s.damaged-%s", j.path, time.Now().UTC().Format("20060102T150405Z"))
+	out, err := os.OpenFile(saved, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fileErr("create", saved, err)
+	}
+	_, err = io.Copy(out, io.NewSectionReader(j.f, 0, fi.Size()))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(saved)
+		return fileErr("write", saved, err)
+	}
+	if err := j.syncDir(filepath.Dir(j.path)); err != nil {
+		return err
+	}
+	j.repair = &Repair{Path: j.path, Offset: off, Dropped: fi.Size() - off, SavedAs: saved, Err: why}
+	return j.truncate(off)
+}
+
 // truncate cuts the journal at off and makes the cut durable.
 func (j *Journal) truncate(off int64) error {
 	if err := j.w.Truncate(off); err != nil {
@@ -351,7 +439,7 @@ func (j *Journal) compact() error {
 	if err := j.syncDir(dir); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("open", j.path, err)
 	}

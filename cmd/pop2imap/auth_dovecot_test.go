@@ -55,6 +55,13 @@ func (in *introspector) tokens() []string {
 func startOAuthDovecot(t *testing.T) (*dovecottest.Server, *introspector) {
 	t.Helper()
 	in := newIntrospector(t)
+	return startIntrospectingDovecot(t, in.srv.URL+"/introspect"), in
+}
+
+// startIntrospectingDovecot starts a Dovecot whose oauth2 passdb checks
+// tokens at introspectURL.
+func startIntrospectingDovecot(t *testing.T, introspectURL string) *dovecottest.Server {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "pop2imap-oauth-")
 	if err != nil {
 		t.Fatal(err)
@@ -62,12 +69,12 @@ func startOAuthDovecot(t *testing.T) (*dovecottest.Server, *introspector) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755) // Dovecot's auth process reads the file as another user
 	conf := filepath.Join(dir, "oauth2.conf.ext")
-	if err := os.WriteFile(conf, []byte("introspection_url = "+in.srv.URL+"/introspect\n"+
+	if err := os.WriteFile(conf, []byte("introspection_url = "+introspectURL+"\n"+
 		"introspection_mode = post\nusername_attribute = username\n"+
 		"active_attribute = active\nactive_value = true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := dovecottest.StartWith(t, dovecottest.Options{ExtraConfig: strings.Join([]string{
+	return dovecottest.StartWith(t, dovecottest.Options{ExtraConfig: strings.Join([]string{
 		"auth_mechanisms = plain login apop xoauth2 oauthbearer",
 		"passdb {",
 		"  driver = oauth2",
@@ -75,7 +82,6 @@ func startOAuthDovecot(t *testing.T) (*dovecottest.Server, *introspector) {
 		"  args = " + conf,
 		"}",
 	}, "\n")})
-	return d, in
 }
 
 // loginMethods returns the "method=" of every login Dovecot logged for user.

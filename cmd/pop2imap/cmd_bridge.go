@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,6 +35,7 @@ type bridgeOptions struct {
 	Verbose              bool
 	MetricsAddr          string
 	HealthIntervals      int
+	MaxMessageSize       sizeValue
 	Once, Check          bool
 	connFlags            *pflag.FlagSet // the connection flags, to tell which were given
 }
@@ -70,6 +70,8 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve a status page at /, /metrics and /healthz on `HOST:PORT`, e.g. 127.0.0.1:9465 (default: off)")
 	fs.IntVar(&o.HealthIntervals, "health-intervals", service.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
+	o.MaxMessageSize = bridge.DefaultMaxMessageSize
+	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle of each account and exit")
 	fs.BoolVar(&o.Check, "check", false, "check the flags or the config file, print the accounts and exit")
 }
@@ -188,7 +190,11 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 			return &settingError{setting: "--metrics-addr", err: err,
 				hint: "choose a free HOST:PORT on this machine, e.g. 127.0.0.1:9465"}
 		}
-		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		if !service.IsLoopback(o.MetricsAddr) {
+			logger.Warn("the metrics and health endpoints are reachable from other hosts; they show account names and mail counts, so listen on 127.0.0.1 or firewall the port",
+				"addr", o.MetricsAddr)
+		}
+		srv := service.MetricsServer(svc.Handler())
 		go srv.Serve(ln)
 		defer func() {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -233,7 +239,7 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 // here come back as warnings.
 func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
 	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline,
-		MinInterval: minInterval}
+		MaxMessageSize: int64(o.MaxMessageSize), MinInterval: minInterval}
 	if o.Once {
 		def.MinInterval = 0
 	}
@@ -266,6 +272,7 @@ func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
 		IMAP: imap,
 		Bridge: bridge.Config{
 			Folder: o.Folder, Delete: o.Delete, DeleteAfter: o.DeleteAfter, Seen: o.Seen, Timeout: o.Timeout,
+			MaxMessageSize: int64(o.MaxMessageSize),
 		},
 		Journal:  journal,
 		Baseline: o.Baseline,

@@ -24,6 +24,7 @@ type connOptions struct {
 	POP3PasswordFile, POP3PasswordCmd string
 	IMAPPasswordFile, IMAPPasswordCmd string
 	POP3TokenCmd, IMAPTokenCmd        string // print OAuth2 access tokens
+	POP3TokenFile, IMAPTokenFile      string // OAuth2 token files written by `pop2imap login`
 	POP3Auth, IMAPAuth                string // forced login mechanisms, or "auto"
 	CAFile, TLSServerName             string
 	AllowInsecureAuth                 bool
@@ -43,6 +44,7 @@ type migrateOptions struct {
 	Progress, LogFormat  string
 	Verbose              bool
 	IMAPConns, Window    int
+	MaxMessageSize       sizeValue
 }
 
 // AddFlags registers the connection flags on fs.
@@ -53,6 +55,7 @@ func (o *connOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.POP3PasswordFile, "pop3-password-file", "", "read the POP3 password from `FILE` (first line)")
 	fs.StringVar(&o.POP3PasswordCmd, "pop3-password-cmd", "", "run `COMMAND` and use the first line it prints as the POP3 password")
 	fs.StringVar(&o.POP3TokenCmd, "pop3-oauth2-token-cmd", "", "run `COMMAND` at each login and use the first line it prints as an OAuth2 access token for POP3 (implies XOAUTH2)")
+	fs.StringVar(&o.POP3TokenFile, "pop3-oauth2-token-file", "", "take OAuth2 access tokens for POP3 from `FILE`, written by 'pop2imap login' and refreshed as needed (implies XOAUTH2)")
 	fs.StringVar(&o.POP3Auth, "pop3-auth", "auto", "POP3 login `MECHANISM`: auto, user, apop, plain, login, xoauth2 or oauthbearer")
 	fs.StringVar(&o.IMAP, "imap", "", "IMAP server `HOST[:PORT]` (port 993 with implicit TLS, else 143)")
 	fs.StringVar(&o.IMAPUser, "imap-user", "", "IMAP user name")
@@ -60,6 +63,7 @@ func (o *connOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.IMAPPasswordFile, "imap-password-file", "", "read the IMAP password from `FILE` (first line)")
 	fs.StringVar(&o.IMAPPasswordCmd, "imap-password-cmd", "", "run `COMMAND` and use the first line it prints as the IMAP password")
 	fs.StringVar(&o.IMAPTokenCmd, "imap-oauth2-token-cmd", "", "run `COMMAND` at each login and use the first line it prints as an OAuth2 access token for IMAP (implies XOAUTH2)")
+	fs.StringVar(&o.IMAPTokenFile, "imap-oauth2-token-file", "", "take OAuth2 access tokens for IMAP from `FILE`, written by 'pop2imap login' and refreshed as needed (implies XOAUTH2)")
 	fs.StringVar(&o.IMAPAuth, "imap-auth", "auto", "IMAP login `MECHANISM`: auto, login, plain, xoauth2 or oauthbearer")
 	fs.StringVar(&o.CAFile, "ca-file", "", "trust the PEM certificates in `FILE` in addition to the system roots")
 	fs.StringVar(&o.TLSServerName, "tls-server-name", "", "verify certificates against `NAME` (for servers reached by IP address)")
@@ -82,6 +86,8 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
 	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
+	o.MaxMessageSize = bridge.DefaultMaxMessageSize
+	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 }
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,13 +118,13 @@ func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 func (o *connOptions) secrets() (pop3Secret, imapSecret bridge.SecretFunc, err error) {
 	pop3Secret, err = secretSource{what: "POP3 password", envVar: "POP2IMAP_POP3_PASSWORD",
 		file: o.POP3PasswordFile, command: o.POP3PasswordCmd, tokenCommand: o.POP3TokenCmd,
-		oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3"}.resolve()
+		tokenFile: o.POP3TokenFile, oauth2: isOAuth2Mech(o.POP3Auth), flagFor: "--pop3", timeout: o.Timeout}.resolve()
 	if err != nil {
 		return nil, nil, err
 	}
 	imapSecret, err = secretSource{what: "IMAP password", envVar: "POP2IMAP_IMAP_PASSWORD",
 		file: o.IMAPPasswordFile, command: o.IMAPPasswordCmd, tokenCommand: o.IMAPTokenCmd,
-		oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap"}.resolve()
+		tokenFile: o.IMAPTokenFile, oauth2: isOAuth2Mech(o.IMAPAuth), flagFor: "--imap", timeout: o.Timeout}.resolve()
 	return pop3Secret, imapSecret, err
 }
 
@@ -134,6 +140,11 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 	if o.Timeout < 0 {
 		return nil, nil, usageErrorf("--timeout must not be negative (0 means the default of one minute)")
 	}
+	folder, err := bridge.CanonicalFolder(o.Folder)
+	if err != nil {
+		return nil, nil, usageErrorf("--folder: %v", err)
+	}
+	o.Folder = folder
 	pop3TLS, err := bridge.ParseTLSMode(o.POP3TLS)
 	if err != nil {
 		return nil, nil, usageErrorf("--pop3-tls: %v", err)
@@ -142,11 +153,11 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 	if err != nil {
 		return nil, nil, usageErrorf("--imap-tls: %v", err)
 	}
-	pop3Auth, err := parseAuthFlag("pop3", o.POP3Auth, o.POP3TokenCmd != "")
+	pop3Auth, err := parseAuthFlag("pop3", o.POP3Auth, o.POP3TokenCmd != "" || o.POP3TokenFile != "")
 	if err != nil {
 		return nil, nil, err
 	}
-	imapAuth, err := parseAuthFlag("imap", o.IMAPAuth, o.IMAPTokenCmd != "")
+	imapAuth, err := parseAuthFlag("imap", o.IMAPAuth, o.IMAPTokenCmd != "" || o.IMAPTokenFile != "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,10 +178,10 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 		return nil, nil, usageErrorf("--imap: %v", err)
 	}
 	pop3 := &bridge.Endpoint{Addr: pop3Addr, Username: o.POP3User, TLS: pop3TLS, TLSConfig: tlsConfig,
-		Secret: pop3Secret, Auth: pop3Auth, OAuth2: o.POP3TokenCmd != "",
+		Secret: pop3Secret, Auth: pop3Auth, OAuth2: o.POP3TokenCmd != "" || o.POP3TokenFile != "",
 		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
 	imap := &bridge.Endpoint{Addr: imapAddr, Username: o.IMAPUser, TLS: imapTLS, TLSConfig: tlsConfig,
-		Secret: imapSecret, Auth: imapAuth, OAuth2: o.IMAPTokenCmd != "",
+		Secret: imapSecret, Auth: imapAuth, OAuth2: o.IMAPTokenCmd != "" || o.IMAPTokenFile != "",
 		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
 	if err := pop3.CheckAuthAllowed("pop3"); err != nil {
 		return nil, nil, err
@@ -229,7 +240,10 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	var journal *state.Journal
 	openJournal := func() (*state.Journal, error) {
 		j, err := state.Open(journalPath)
-		journal = j
+		if err == nil {
+			journal = j
+			warnRepaired(logger, j)
+		}
 		return j, err
 	}
 	if _, statErr := os.Stat(journalPath); o.DryRun && statErr != nil {
@@ -247,6 +261,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		Config: bridge.Config{
 			Folder: o.Folder, Delete: o.Delete, DryRun: o.DryRun, Limit: o.Limit, Seen: o.Seen,
 			IMAPConns: o.IMAPConns, Window: o.Window, Timeout: o.Timeout,
+			MaxMessageSize: int64(o.MaxMessageSize),
 		},
 		POP3: pop3, IMAP: imap, OpenJournal: openJournal, Stats: stats,
 	}
@@ -290,6 +305,14 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	return runErr
 }
 
+// warnRepaired says in one line what Open cut off a damaged journal, and
+// what the run does about it. It is never silent.
+func warnRepaired(logger *slog.Logger, j *state.Journal) {
+	if r := j.Repaired(); r != nil {
+		logger.Warn(r.String())
+	}
+}
+
 func newLogger(format string, verbose bool, w io.Writer) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	if verbose {
@@ -326,6 +349,12 @@ func logEvent(logger *slog.Logger, e bridge.Event) {
 		logger.Warn("temporary failure; retrying", append(attrs, "err", e.Err)...)
 	case bridge.EventRecovered:
 		logger.Info("found already in the folder from an interrupted run", attrs...)
+	case bridge.EventAdopted:
+		logger.Info("adopted: already in the folder, unknown to the journal; recorded, not appended again", attrs...)
+	case bridge.EventUIDValidityChanged:
+		logger.Warn(e.Err.Error())
+	case bridge.EventIndexing:
+		logger.Info("indexing the folder, to find messages already there that the journal does not know")
 	case bridge.EventFolderCreated:
 		logger.Info("created the target folder")
 	default:

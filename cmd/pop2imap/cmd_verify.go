@@ -45,8 +45,12 @@ type verifyMismatchError struct {
 
 func (e *verifyMismatchError) Error() string {
 	s := e.stats
-	return fmt.Sprintf("verify: %d of %d messages are not identical in the IMAP folder (%d missing, %d different, %d errors)",
+	msg := fmt.Sprintf("verify: %d of %d messages are not identical in the IMAP folder (%d missing, %d different, %d errors)",
 		s.Checked-s.Same, s.Checked, s.Missing, s.Differ, s.Errors)
+	if s.Duplicates > 0 {
+		msg += fmt.Sprintf(", and the folder holds %d extra copies (+)", s.Duplicates)
+	}
+	return msg
 }
 
 // runVerifyCommand checks that every POP3 message is in the IMAP folder.
@@ -109,6 +113,9 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		defer journal.Close()
+		if r := journal.Repaired(); r != nil {
+			fmt.Fprintln(stderr, "WARN "+r.String())
+		}
 	} else if o.State != "" {
 		return usageErrorf("--state: %v", statErr)
 	}
@@ -164,6 +171,8 @@ func verifyLine(r bridge.VerifyResult) string {
 		fmt.Fprintf(&b, " %d bytes: uid %d (found by %s) has different bytes", r.Size, r.UID, r.By)
 	case bridge.VerifyError:
 		fmt.Fprintf(&b, ": %v", r.Err)
+	case bridge.VerifyDuplicate:
+		fmt.Fprintf(&b, " %d bytes: uid %d is a second copy (the folder holds this message more than once)", r.Size, r.UID)
 	}
 	return b.String()
 }
@@ -188,7 +197,7 @@ func printVerifySummary(w io.Writer, s *bridge.VerifyStats, folder string, quick
 	for _, row := range []struct {
 		label string
 		n     int
-	}{{"Missing (-):", s.Missing}, {"Different (*):", s.Differ}, {"Errors (!):", s.Errors}} {
+	}{{"Missing (-):", s.Missing}, {"Different (*):", s.Differ}, {"Errors (!):", s.Errors}, {"Duplicates (+):", s.Duplicates}} {
 		if row.n > 0 {
 			fmt.Fprintf(w, "  %-15s %d\n", row.label, row.n)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/oauthtoken"
 	"github.com/pop2imap/pop2imap/internal/service"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
@@ -99,6 +100,7 @@ func explain(err error) string {
 		ierr   *imap.Error
 		tpe    *bridge.TLSPortError
 		rec    tls.RecordHeaderError
+		oerr   *oauthtoken.Error
 	)
 	hint := ""
 	switch {
@@ -117,7 +119,7 @@ func explain(err error) string {
 	case errors.As(err, &lock), errors.As(err, &bad):
 		return "pop2imap: " + err.Error()
 	case errors.As(err, &vm):
-		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder"
+		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder; a + is an extra copy that migrate never removes (see README, \"Removing duplicates\")"
 	case errors.As(err, &jerr):
 		hint = "nothing unrecorded was deleted; free disk space or fix the state directory, then rerun"
 	case errors.Is(err, bridge.ErrOverQuota):
@@ -126,8 +128,10 @@ func explain(err error) string {
 		hint = "use --pop3-tls/--imap-tls implicit or starttls, or pass --allow-insecure-auth if you accept that the password can be read on the network"
 	case errors.Is(err, bridge.ErrLoginDisabled), errors.As(err, &ierr) && ierr.Code == imap.ResponseCodePrivacyRequired:
 		hint = "the server accepts passwords only over TLS: use --imap-tls implicit or starttls"
+	case errors.As(err, &oerr):
+		hint = oerr.Hint()
 	case errors.As(err, &auth) && auth.Mech.OAuth2():
-		hint = fmt.Sprintf("check that --%s-oauth2-token-cmd prints a current access token with the mail scope, and that %s access is enabled for the account",
+		hint = fmt.Sprintf("check that the access token (--%s-oauth2-token-file or -cmd) is for this account with the mail scope, and that %s access is enabled for the account",
 			auth.Proto, upper(auth.Proto))
 	case errors.As(err, &auth):
 		hint = fmt.Sprintf("check the %s password and that %s access is enabled for the account (Gmail and Microsoft 365 need an app password or OAuth2)",

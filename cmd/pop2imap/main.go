@@ -22,12 +22,15 @@ Usage:
                      check that every POP3 message is in the IMAP folder, byte for byte
   pop2imap bridge  --config FILE | [same connection flags]
                      keep forwarding new mail (SIGTERM exits 0, SIGHUP reloads)
+  pop2imap login   --provider gmail|microsoft --client-id ID --token-file FILE [flags]
+                     get OAuth2 tokens once, for --pop3/--imap-oauth2-token-file
   pop2imap demo      run the whole pipeline against in-process servers
   pop2imap version
 
 Run 'pop2imap COMMAND --help' for the flags of a command.
 Passwords come from POP2IMAP_POP3_PASSWORD and POP2IMAP_IMAP_PASSWORD, or
---pop3-password-file, --imap-password-file, --pop3-password-cmd, --imap-password-cmd.
+--pop3-password-file, --imap-password-file, --pop3-password-cmd, --imap-password-cmd;
+OAuth2 tokens from --pop3-oauth2-token-file and --imap-oauth2-token-file (see login).
 
 Exit codes: 0 done; 1 error; 2 bad usage; 3 finished, but some messages were
 left on the POP3 server; 130 interrupted.
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runVerifyCommand(ctx, args[1:], stdout, stderr)
 	case "bridge":
 		err = runBridgeCommand(ctx, args[1:], stdout, stderr)
+	case "login":
+		err = runLoginCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemoCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
@@ -81,12 +86,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usageErrorf("unknown command %q; the commands are migrate, verify, bridge, demo and version", args[0])
+		err = usageErrorf("unknown command %q; the commands are migrate, verify, bridge, login, demo and version", args[0])
 	}
 	var ue *usageError
 	if errors.As(err, &ue) && ue.cmd == "" && len(args) > 0 && args[0] != "help" {
 		switch args[0] {
-		case "migrate", "verify", "bridge", "demo":
+		case "migrate", "verify", "bridge", "login", "demo":
 			ue.cmd = args[0]
 		}
 	}

@@ -200,7 +200,7 @@ journal = "` + filepath.Join(dir, "home.journal") + `"
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	for _, want := range []string{"home\n", `warning: account "home": pop3.password: credential "pop3-home"`, `warning: account "home": imap.password:`} {
+	for _, want := range []string{"home\n", `warning: account "home": pop3.password: `, `credential "pop3-home"`, `warning: account "home": imap.password:`} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}

@@ -53,7 +53,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func copiedCount(s *bridge.Stats) int64 {
-	return s.Appended.Load() + s.Recovered.Load() + s.LeftBehind.Load()
+	return s.Appended.Load() + s.Recovered.Load() + s.Adopted.Load() + s.LeftBehind.Load()
 }
 
 // progressText is the text beside the bar, whose length is the bytes: the
@@ -97,7 +97,11 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 			)
 		}
 		done := min(stats.Bytes.Load(), total)
-		bar.Describe(progressText(copiedCount(stats), stats.ToCopy.Load(), done, total, time.Since(started)))
+		if n, of := stats.Indexed.Load(), stats.IndexTotal.Load(); of > 0 && n < of && copiedCount(stats) == 0 {
+			bar.Describe(fmt.Sprintf("indexing the folder %d/%d", n, of))
+		} else {
+			bar.Describe(progressText(copiedCount(stats), stats.ToCopy.Load(), done, total, time.Since(started)))
+		}
 		bar.Set64(done)
 	}
 	for {
@@ -121,6 +125,10 @@ func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
 	for {
 		select {
 		case <-tick.C:
+			if n, of := stats.Indexed.Load(), stats.IndexTotal.Load(); of > 0 && n < of && copiedCount(stats) == 0 {
+				logger.Info("indexing the folder", "read", n, "of", of)
+				continue
+			}
 			if stats.ToCopy.Load() == 0 {
 				continue
 			}
@@ -202,6 +210,7 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 	}
 	row("Appended", s.Appended.Load(), true)
 	row("Recovered", s.Recovered.Load(), false)
+	row("Adopted", s.Adopted.Load(), false)
 	row("Deleted", s.Deleted.Load(), true)
 	row("Left behind", s.LeftBehind.Load(), true)
 	row("Retries", s.Retries.Load(), false)

@@ -31,6 +31,7 @@ type report struct {
 	Done      int64         `json:"already_done"`
 	Appended  int64         `json:"appended"`
 	Recovered int64         `json:"recovered"`
+	Adopted   int64         `json:"adopted"`
 	Deleted   int64         `json:"deleted"`
 	Left      int64         `json:"left_behind"`
 	Bytes     int64         `json:"bytes"`
@@ -75,6 +76,7 @@ func (r *report) write(path string, s *bridge.Stats, elapsed time.Duration, runE
 	r.Seconds = elapsed.Seconds()
 	r.Listed, r.Done, r.Appended = s.Listed.Load(), s.AlreadyDone.Load(), s.Appended.Load()
 	r.Recovered, r.Deleted, r.Left = s.Recovered.Load(), s.Deleted.Load(), s.LeftBehind.Load()
+	r.Adopted = s.Adopted.Load()
 	r.Bytes, r.Retries = s.Bytes.Load(), s.Retries.Load()
 	r.ExitCode = exitCode(runErr)
 	if runErr != nil {

@@ -289,3 +289,39 @@ func TestSecretsNotInArgv(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordCommandBounds: a password command that hangs ends the run
+// at --timeout with exit code 2 (a setting to fix, not a server to retry);
+// a password file others can read is refused with the chmod that fixes it;
+// a password command does not see the other side's password variable.
+func TestPasswordCommandBounds(t *testing.T) {
+	t.Run("hanging command", func(t *testing.T) {
+		e := newCLIEnv(t)
+		t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+		code, _, stderr := runCLI(t, append(e.args, "--timeout", "1s", "--pop3-password-cmd", "exec sleep 20")...)
+		if code != exitUsage || !strings.Contains(stderr, "POP3 password command did not finish within 1s") {
+			t.Errorf("exit %d, want %d and the timeout named; stderr: %s", code, exitUsage, stderr)
+		}
+	})
+	t.Run("readable password file", func(t *testing.T) {
+		e := newCLIEnv(t)
+		t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
+		pass := filepath.Join(e.dir, "pop3.pass")
+		os.WriteFile(pass, []byte(testPOP3Pass+"\n"), 0o644)
+		code, _, stderr := runCLI(t, append(e.args, "--pop3-password-file", pass)...)
+		if code != exitUsage || !strings.Contains(stderr, "chmod go-rwx "+pass) {
+			t.Errorf("exit %d, want %d and the chmod; stderr: %s", code, exitUsage, stderr)
+		}
+		assertNoSecret(t, map[string]string{"stderr": stderr}, testPOP3Pass)
+	})
+	t.Run("command environment", func(t *testing.T) {
+		e := newCLIEnv(t)
+		t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
+		// Were POP2IMAP_POP3_PASSWORD passed on, the IMAP password would be
+		// wrong and the login refused.
+		code, _, stderr := runCLI(t, append(e.args, "--imap-password-cmd", `echo "${POP2IMAP_POP3_PASSWORD-}`+testIMAPPass+`"`)...)
+		if code != exitOK {
+			t.Errorf("exit %d; stderr: %s", code, stderr)
+		}
+	})
+}

@@ -28,12 +28,29 @@ type Proxy struct {
 	Delay  time.Duration // added to each direction
 
 	relay *tcprelay.Relay
+	clock clock
 }
+
+// clock is the time the proxy stamps chunks with and waits on; tests give
+// it a fake one.
+type clock interface {
+	Now() time.Time
+	Sleep(d time.Duration)
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time        { return time.Now() }
+func (realClock) Sleep(d time.Duration) { time.Sleep(d) }
 
 // Listen starts a proxy on 127.0.0.1 with a free port, forwarding to target
 // with the given one-way delay.
 func Listen(target string, delay time.Duration) (*Proxy, error) {
-	p := &Proxy{Target: target, Delay: delay}
+	return listen(target, delay, realClock{})
+}
+
+func listen(target string, delay time.Duration, c clock) (*Proxy, error) {
+	p := &Proxy{Target: target, Delay: delay, clock: c}
 	r, err := tcprelay.Listen(target, p.handle)
 	if err != nil {
 		return nil, err
@@ -74,13 +91,10 @@ func (p *Proxy) pump(dst, src net.Conn) {
 	go func() {
 		defer close(done)
 		broken := false
-		timer := time.NewTimer(0)
-		<-timer.C
 		for c := range q {
 			if !broken {
-				if wait := time.Until(c.due); wait > 0 {
-					timer.Reset(wait)
-					<-timer.C
+				if wait := c.due.Sub(p.clock.Now()); wait > 0 {
+					p.clock.Sleep(wait)
 				}
 				if _, err := dst.Write(c.data); err != nil {
 					broken = true
@@ -102,7 +116,7 @@ func (p *Proxy) pump(dst, src net.Conn) {
 		bp := bufPool.Get().(*[]byte)
 		n, err := src.Read(*bp)
 		if n > 0 {
-			q <- chunk{data: (*bp)[:n], due: time.Now().Add(p.Delay)}
+			q <- chunk{data: (*bp)[:n], due: p.clock.Now().Add(p.Delay)}
 		} else {
 			bufPool.Put(bp)
 		}

@@ -22,18 +22,26 @@ const helperDeadline = 2 * time.Minute
 // with AddUser. A message Dovecot refuses fails the test.
 func (s *Server) SeedMaildrop(t testing.TB, user string, msgs [][]byte) {
 	t.Helper()
+	s.AppendTo(t, user, "INBOX", msgs)
+}
+
+// AppendTo appends msgs, in order, to an existing folder of user's over
+// IMAP, as another mail client would. A message Dovecot refuses fails the
+// test.
+func (s *Server) AppendTo(t testing.TB, user, folder string, msgs [][]byte) {
+	t.Helper()
 	c, err := s.loginIMAP(user, s.password(t, user))
 	if err != nil {
-		t.Fatalf("dovecottest: SeedMaildrop: %v", err)
+		t.Fatalf("dovecottest: AppendTo: %v", err)
 	}
 	defer c.Close()
 	for i, msg := range msgs {
-		if err := c.appendMessage("INBOX", msg); err != nil {
-			t.Fatalf("dovecottest: SeedMaildrop %s: message %d of %d (%d bytes): %v", user, i+1, len(msgs), len(msg), err)
+		if err := c.appendMessage(folder, msg); err != nil {
+			t.Fatalf("dovecottest: AppendTo %s %q: message %d of %d (%d bytes): %v", user, folder, i+1, len(msgs), len(msg), err)
 		}
 	}
 	if err := c.logout(); err != nil {
-		t.Fatalf("dovecottest: SeedMaildrop %s: %v", user, err)
+		t.Fatalf("dovecottest: AppendTo %s: %v", user, err)
 	}
 }
 

@@ -59,6 +59,12 @@ const (
 	Journal Kind = "journal"
 	// Protocol is a server that breaks the protocol.
 	Protocol Kind = "protocol"
+	// Token is an OAuth2 access token that cannot be had now: the token
+	// file cannot be read or written, or the authorization server cannot
+	// be reached. It is retried at the slow pace of a persistent failure,
+	// not in a storm against the authorization server, but it is not a
+	// mistake in what the user typed.
+	Token Kind = "token"
 	// Config is a setting that can never work as given: a password source
 	// that fails, a path that cannot be written, a TLS mode that does not
 	// fit the port, a folder name the server refuses.
@@ -71,7 +77,7 @@ const (
 // thing soon will not help.
 func (k Kind) Persistent() bool {
 	switch k {
-	case Auth, TLS, Quota, Journal, Protocol, Config, Usage:
+	case Auth, TLS, Quota, Journal, Protocol, Token, Config, Usage:
 		return true
 	}
 	return false

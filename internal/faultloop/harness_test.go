@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -94,6 +95,7 @@ type runResult struct {
 	output   string
 	elapsed  time.Duration
 	peakRSS  int64 // KiB, when measured
+	peakTmp  int64 // bytes in open files under runOptions.tmpDir, sampled
 	cmdlines []string
 }
 
@@ -106,6 +108,10 @@ type runOptions struct {
 	measure   bool          // peak RSS through /usr/bin/time -v, or VmHWM
 	// watch, when set, is called with the pid of the binary while it runs.
 	watch func(pid int)
+	// tmpDir, when set, is watched while the binary runs: the peak of the
+	// bytes its open files under tmpDir hold (spool files are unlinked at
+	// once, so only their descriptors show them) goes to peakTmp.
+	tmpDir string
 }
 
 var maxRSSLine = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
@@ -168,6 +174,25 @@ func runBinary(t testing.TB, o runOptions) runResult {
 			}
 		}()
 	}
+	var peakTmp atomic.Int64
+	if o.tmpDir != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				if n := openBytesUnder(cmd.Process.Pid, o.tmpDir); n > peakTmp.Load() {
+					peakTmp.Store(n)
+				}
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
 	var killTimer, limitTimer *time.Timer
 	if o.killAfter > 0 {
 		killTimer = time.AfterFunc(o.killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
@@ -182,6 +207,7 @@ func runBinary(t testing.TB, o runOptions) runResult {
 		killTimer.Stop()
 	}
 	res.elapsed = time.Since(start)
+	res.peakTmp = peakTmp.Load()
 	res.output = out.String()
 	res.code = cmd.ProcessState.ExitCode()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
@@ -206,6 +232,31 @@ func runBinary(t testing.TB, o runOptions) runResult {
 	}
 	_ = err
 	return res
+}
+
+// openBytesUnder sums the sizes of the files under dir that pid or any of
+// its descendants hold open, deleted ones included.
+func openBytesUnder(pid int, dir string) int64 {
+	var total int64
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		link := fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())
+		if target, err := os.Readlink(link); err == nil && strings.HasPrefix(target, dir+"/") {
+			if fi, err := os.Stat(link); err == nil && fi.Mode().IsRegular() {
+				total += fi.Size()
+			}
+		}
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, c := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(c); err == nil {
+				total += openBytesUnder(child, dir)
+			}
+		}
+	}
+	return total
 }
 
 // vmHWM reads the peak resident set size of pid, in KiB (0 when gone).

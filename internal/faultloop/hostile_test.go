@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,14 +173,37 @@ type hostileCase struct {
 	wantCode   int
 	wantText   []string // each must be in the last line pop2imap prints
 	maxBytes   int64    // the most the POP3 server may send before pop2imap stops (0: no check)
+	args       []string // added to the command line
+	wantOutput []string // each must be somewhere in what pop2imap prints
 	// after checks the servers once the run is over.
 	after func(t *testing.T, pop *pop3test.Server, im *imaptest.Server)
 }
 
+// The bounds every hostile run must keep: peak RSS (from /usr/bin/time -v,
+// or VmHWM) and peak TMPDIR use (the spool files pop2imap holds open,
+// sampled every 2 ms; as root TMPDIR is also a tmpfs of this size).
+const (
+	maxRSS = 96 << 20
+	maxTmp = 64 << 20
+)
+
+// hostileFigures collects each case's measurements for the summary.
+var hostileFigures sync.Map
+
 // TestHostileServers runs the real binary against servers that misbehave.
 // Each run must end by itself within the time limit, with one clear line,
-// the documented exit code and bounded memory; the peak RSS is logged.
+// the documented exit code, bounded memory and bounded TMPDIR use; the
+// figures of every case are logged together at the end.
 func TestHostileServers(t *testing.T) {
+	t.Cleanup(func() {
+		var lines []string
+		hostileFigures.Range(func(k, v any) bool {
+			lines = append(lines, fmt.Sprintf("%-55s %s", k, v))
+			return true
+		})
+		sort.Strings(lines)
+		t.Logf("figures (limits: RSS %d MiB, TMPDIR %d MiB):\n%s", maxRSS>>20, maxTmp>>20, strings.Join(lines, "\n"))
+	})
 	endlessGreeting := &scriptedPOP3{}
 	endlessGreeting.greet = func(w io.Writer) error {
 		return endlessGreeting.endless(w, "+OK ", func(int) string { return "AAAAAAAAAAAAAAAA" })
@@ -235,6 +260,41 @@ func TestHostileServers(t *testing.T) {
 		io.WriteString(w, "+OK\r\n"+string(hostileMessage))
 		return true, noTerminator.hang()
 	}
+	// STAT claims ten million messages, then UIDL streams without end.
+	lyingStat := func(uid func(i int) string) *scriptedPOP3 {
+		s := &scriptedPOP3{}
+		s.reply = func(verb, _ string, w io.Writer) (bool, error) {
+			switch verb {
+			case "STAT":
+				_, err := io.WriteString(w, "+OK 10000000 0\r\n")
+				return true, err
+			case "UIDL":
+				return true, s.endless(w, "+OK\r\n", func(i int) string { return fmt.Sprintf("%d %s\r\n", i+1, uid(i)) })
+			}
+			return false, nil
+		}
+		return s
+	}
+	longUIDs := lyingStat(func(int) string { return strings.Repeat("u", 8000) })
+	endlessShortUIDs := lyingStat(func(i int) string { return fmt.Sprintf("u%d", i+1) })
+	// LIST claims size for the one message, and RETR streams without end.
+	lyingList := func(size int64) *scriptedPOP3 {
+		s := &scriptedPOP3{}
+		s.reply = func(verb, _ string, w io.Writer) (bool, error) {
+			switch verb {
+			case "STAT":
+				_, err := fmt.Fprintf(w, "+OK 1 %d\r\n", size)
+				return true, err
+			case "LIST":
+				_, err := fmt.Fprintf(w, "+OK\r\n1 %d\r\n.\r\n", size)
+				return true, err
+			case "RETR":
+				return true, s.endless(w, "+OK\r\n"+string(hostileMessage), func(int) string { return strings.Repeat("x", 78) + "\r\n" })
+			}
+			return false, nil
+		}
+		return s
+	}
 	greetThenHang := &scriptedPOP3{}
 	greetThenHang.reply = func(string, string, io.Writer) (bool, error) {
 		return true, greetThenHang.hang()
@@ -246,6 +306,14 @@ func TestHostileServers(t *testing.T) {
 		{name: "TLS record as the greeting", pop: tlsGreeting, wantCode: exitUsage, wantText: []string{"greeting", "--pop3-tls implicit", "port (110)"}},
 		{name: "huge -ERR text", pop: hugeErr, wantCode: exitError, wantText: []string{"USER", "longer than"}},
 		{name: "endless UIDL listing", pop: endlessUIDL, wantCode: exitError, wantText: []string{"UIDL"}, maxBytes: 32 << 20},
+		{name: "STAT claims 10 million, UIDL of 8000-byte unique-ids", pop: longUIDs, wantCode: exitError,
+			wantText: []string{"UIDL", "unique-id of 8000 bytes"}, maxBytes: 16 << 20},
+		{name: "STAT claims 10 million, endless UIDL", pop: endlessShortUIDs, wantCode: exitError,
+			wantText: []string{"UIDL", "takes more than 32 MiB"}, maxBytes: 40 << 20},
+		{name: "LIST claims a petabyte, endless RETR", pop: lyingList(1e15), wantCode: exitLeftBehind,
+			wantText: []string{"left on the POP3 server"}, wantOutput: []string{"over the largest message copied"}, maxBytes: 1 << 20},
+		{name: "LIST under --max-message-size, endless RETR", pop: lyingList(40 << 20), args: []string{"--max-message-size", "48MiB"},
+			wantCode: exitError, wantText: []string{"RETR 1", "more than 50331648 bytes"}, maxBytes: 60 << 20},
 		{name: "endless RETR body in lines", pop: endlessRETR, wantCode: exitError, wantText: []string{"RETR 1"}, maxBytes: 32 << 20},
 		{name: "endless RETR body in one line", pop: endlessRETRLine, wantCode: exitError, wantText: []string{"RETR 1"}, maxBytes: 32 << 20},
 		{name: "connection closed mid-RETR", pop: cutRETR, wantCode: exitError, wantText: []string{"RETR 1", "cut off"}},
@@ -316,22 +384,37 @@ func runHostile(t *testing.T, tt hostileCase) {
 	dir := t.TempDir()
 	tmp := filepath.Join(dir, "tmp")
 	os.Mkdir(tmp, 0o700)
+	// As root, TMPDIR is a tmpfs of maxTmp: a spool that grew past it
+	// would fail the run, whatever the sampling below saw.
+	if os.Geteuid() == 0 {
+		if err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", maxTmp), "tmpfs", tmp).Run(); err == nil {
+			t.Cleanup(func() { exec.Command("umount", tmp).Run() })
+		}
+	}
 	res := runBinary(t, runOptions{
-		args: []string{"migrate", "--pop3", popAddr, "--pop3-user", "alice", "--pop3-tls", "none",
+		args: append([]string{"migrate", "--pop3", popAddr, "--pop3-user", "alice", "--pop3-tls", "none",
 			"--imap", imapAddr, "--imap-user", "alice", "--imap-tls", "none", "--delete",
 			"--state", filepath.Join(dir, "journal"), "--progress", "never", "--timeout", "2s",
-			"--report", filepath.Join(dir, "report.json")},
+			"--report", filepath.Join(dir, "report.json")}, tt.args...),
 		env:       []string{"POP2IMAP_POP3_PASSWORD=" + popPass, "POP2IMAP_IMAP_PASSWORD=" + imapPass, "TMPDIR=" + tmp},
 		timeLimit: 150 * time.Second,
 		measure:   true,
+		tmpDir:    tmp,
 	})
 	last := lastLine(res.output)
 	sent := int64(0)
 	if tt.pop != nil {
 		sent = tt.pop.sent.Load()
 	}
-	t.Logf("exit %d after %v, peak RSS %d KiB, POP3 server sent %d bytes; last line: %.300s",
-		res.code, res.elapsed.Round(100*time.Millisecond), res.peakRSS, sent, last)
+	t.Logf("exit %d after %v, peak RSS %d KiB, peak TMPDIR %d KiB, POP3 server sent %d bytes; last line: %.300s",
+		res.code, res.elapsed.Round(100*time.Millisecond), res.peakRSS, res.peakTmp>>10, sent, last)
+	hostileFigures.Store(tt.name, fmt.Sprintf("exit %d, peak RSS %.1f MiB, peak TMPDIR %.1f MiB, server sent %.1f MiB",
+		res.code, float64(res.peakRSS)/1024, float64(res.peakTmp)/(1<<20), float64(sent)/(1<<20)))
+	for _, w := range tt.wantOutput {
+		if !strings.Contains(res.output, w) {
+			t.Errorf("the output does not mention %q:\n%s", w, tail(res.output, 10))
+		}
+	}
 	if res.code != tt.wantCode {
 		t.Errorf("exit code %d, want %d; output:\n%s", res.code, tt.wantCode, tail(res.output, 10))
 	}
@@ -348,9 +431,11 @@ func runHostile(t *testing.T, tt hostileCase) {
 			t.Errorf("the output contains a password")
 		}
 	}
-	const maxRSS = 100 << 10 // KiB
-	if res.peakRSS > maxRSS {
-		t.Errorf("peak RSS %d KiB, want under %d KiB: memory must stay bounded whatever the server sends", res.peakRSS, maxRSS)
+	if res.peakRSS > maxRSS>>10 {
+		t.Errorf("peak RSS %d KiB, want at most %d KiB: memory must stay bounded whatever the server sends", res.peakRSS, maxRSS>>10)
+	}
+	if res.peakTmp > maxTmp {
+		t.Errorf("peak TMPDIR use %d bytes, want at most %d: the disk must stay bounded whatever the server sends", res.peakTmp, maxTmp)
 	}
 	if tt.maxBytes > 0 && sent > tt.maxBytes {
 		t.Errorf("pop2imap read %d bytes from the server before stopping, want at most %s", sent, strconv.FormatInt(tt.maxBytes, 10))

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -87,6 +88,9 @@ type Defaults struct {
 	// service user may read) becomes a warning in Config.Warnings instead
 	// of an error, and everything else is still checked.
 	CheckOnly bool
+	// MaxMessageSize applies --max-message-size to every account; 0 means
+	// bridge.DefaultMaxMessageSize.
+	MaxMessageSize int64
 }
 
 // MinInterval is the floor the bridge puts under every account's interval,
@@ -162,6 +166,11 @@ func LoadConfig(path string, def Defaults) (*Config, error) {
 	if err != nil {
 		return nil, &ConfigError{Path: path, Err: err}
 	}
+	// Whoever can write the file can run commands as us through a
+	// { command = ... } reference.
+	if err := secret.CheckNotWritable(path); err != nil {
+		return nil, &ConfigError{Path: path, Err: err}
+	}
 	var fc fileConfig
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
 	if err != nil {
@@ -172,7 +181,7 @@ func LoadConfig(path string, def Defaults) (*Config, error) {
 		return nil, &ConfigError{Path: path, Err: err}
 	}
 	for _, k := range md.Undecoded() {
-		// The keys inside a password reference are read by parseSecretRef.
+		// The keys inside a password reference are read by secret.Parse.
 		if len(k) >= 4 && k[0] == "account" && k[len(k)-2] == "password" {
 			continue
 		}
@@ -268,6 +277,9 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 	if folder == "" {
 		folder = "INBOX"
 	}
+	if folder, err = bridge.CanonicalFolder(folder); err != nil {
+		return nil, fmt.Errorf("folder: %v", err)
+	}
 	journal := ac.Journal
 	if journal == "" {
 		journal, err = state.DefaultPath(pop3.Addr, pop3.Username, imap.Addr, imap.Username, folder)
@@ -275,7 +287,7 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 			return nil, fmt.Errorf("%v (or set journal = \"/path\")", err)
 		}
 	} else {
-		if journal, err = expandEnv(journal); err != nil {
+		if journal, err = secret.ExpandEnv(journal); err != nil {
 			return nil, fmt.Errorf("journal: %v", err)
 		}
 		if !filepath.IsAbs(journal) {
@@ -293,11 +305,12 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 		POP3: pop3,
 		IMAP: imap,
 		Bridge: bridge.Config{
-			Folder:      folder,
-			Delete:      deleteNow,
-			DeleteAfter: deleteAfter,
-			Seen:        ac.Seen,
-			Timeout:     timeout,
+			Folder:         folder,
+			Delete:         deleteNow,
+			DeleteAfter:    deleteAfter,
+			Seen:           ac.Seen,
+			Timeout:        timeout,
+			MaxMessageSize: def.MaxMessageSize,
 		},
 		Journal:     journal,
 		Baseline:    ac.Baseline || def.Baseline,
@@ -335,20 +348,25 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 	if err != nil {
 		return nil, fmt.Errorf("%s.auth: %v", proto, err)
 	}
-	ref, err := parseSecretRef(sc.Password)
+	ref, err := secret.Parse(sc.Password)
 	if err != nil {
 		return nil, fmt.Errorf("%s.password: %v", proto, err)
 	}
-	secret, err := ref.resolve(baseDir)
-	if err != nil && warn != nil {
+	src, err := ref.Open(secret.Options{What: upperProto(proto) + " password", BaseDir: baseDir, Timeout: timeout})
+	var secretFn bridge.SecretFunc
+	switch {
+	case err != nil && warn != nil:
 		warn(fmt.Sprintf("%s.password: %v; not resolvable here, so check it where the service runs", proto, err))
-		secret = func(context.Context) (string, error) { return "", err }
-	} else if err != nil {
-		return nil, fmt.Errorf("%s.password: %v", proto, err)
+		unresolved := err
+		secretFn = func(context.Context) (string, error) { return "", unresolved }
+	case err != nil:
+		return nil, fmt.Errorf("%s.password: %w", proto, err)
+	default:
+		secretFn = src.Resolve
 	}
 	tlsConfig := &tls.Config{ServerName: sc.TLSServerName}
 	if sc.CAFile != "" {
-		path, err := expandEnv(sc.CAFile)
+		path, err := secret.ExpandEnv(sc.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %v", proto, err)
 		}
@@ -362,11 +380,18 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 		tlsConfig.RootCAs = pool
 	}
 	ep := &bridge.Endpoint{
-		Addr: addr, Username: sc.User, TLS: mode, TLSConfig: tlsConfig, Secret: secret,
-		Auth: mech, OAuth2: mech.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
+		Addr: addr, Username: sc.User, TLS: mode, TLSConfig: tlsConfig, Secret: secretFn,
+		Auth: mech, OAuth2: mech.OAuth2() || ref.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
 	}
 	if err := ep.CheckAuthAllowed(proto); err != nil {
 		return nil, fmt.Errorf("%v (use %s.tls = \"implicit\" or \"starttls\", or allow_insecure_auth = true if you accept that)", err, proto)
 	}
 	return ep, nil
+}
+
+func upperProto(proto string) string {
+	if proto == "pop3" {
+		return "POP3"
+	}
+	return "IMAP"
 }

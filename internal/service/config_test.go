@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/secret"
 )
 
 // writeConfig writes text as a config file in a fresh directory.
@@ -234,11 +235,14 @@ func TestConfigDefaults(t *testing.T) {
 	t.Setenv("TEST_IMAP_PASSWORD", "y")
 	text := strings.Replace(minimalAccount, `name = "a"`, `name = "a"`+"\njournal = \"state/a.journal\"\ndelete = \"1d12h\"", 1)
 	path := writeConfig(t, `max_backoff = "2h"`+"\n"+text)
-	cfg, err := LoadConfig(path, Defaults{Interval: 20 * time.Second, MaxBackoff: time.Hour, Timeout: 5 * time.Second, Baseline: true})
+	cfg, err := LoadConfig(path, Defaults{Interval: 20 * time.Second, MaxBackoff: time.Hour, Timeout: 5 * time.Second, Baseline: true, MaxMessageSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := cfg.Accounts[0]
+	if a.Bridge.MaxMessageSize != 1<<20 {
+		t.Errorf("max message size %d, want the default given, 1 MiB", a.Bridge.MaxMessageSize)
+	}
 	if a.Policy.Interval != 20*time.Second || a.Policy.MaxBackoff != 2*time.Hour || a.IMAP.Timeout != 5*time.Second || !a.Baseline {
 		t.Errorf("interval %v, max backoff %v, timeout %v, baseline %v", a.Policy.Interval, a.Policy.MaxBackoff, a.IMAP.Timeout, a.Baseline)
 	}
@@ -247,5 +251,36 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if a.Bridge.DeleteAfter != 36*time.Hour || a.Bridge.Delete || a.Bridge.Folder != "INBOX" {
 		t.Errorf("delete after %v, delete %v, folder %q", a.Bridge.DeleteAfter, a.Bridge.Delete, a.Bridge.Folder)
+	}
+}
+
+// TestConfigFilePermissions: a config file others can write is refused,
+// since whoever writes it runs commands as the bridge; so is a password file
+// others can read. Both errors name the file and the chmod that fixes it.
+func TestConfigFilePermissions(t *testing.T) {
+	t.Setenv("TEST_POP3_PASSWORD", "x")
+	t.Setenv("TEST_IMAP_PASSWORD", "y")
+	path := writeConfig(t, minimalAccount)
+	os.Chmod(path, 0o664)
+	_, err := LoadConfig(path, Defaults{})
+	var perr *secret.PermissionError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "chmod go-w "+path) {
+		t.Fatalf("group-writable config: got %v; want a *secret.PermissionError naming chmod go-w %s", err, path)
+	}
+	os.Chmod(path, 0o644)
+	if _, err := LoadConfig(path, Defaults{}); err != nil {
+		t.Fatalf("mode 0644: %v", err)
+	}
+
+	pass := filepath.Join(t.TempDir(), "pop3.pass")
+	os.WriteFile(pass, []byte("pw\n"), 0o644)
+	path = writeConfig(t, strings.Replace(minimalAccount, `{ env = "TEST_POP3_PASSWORD" }`, `{ file = "`+pass+`" }`, 1))
+	_, err = LoadConfig(path, Defaults{})
+	if !errors.As(err, &perr) || perr.Path != pass || !strings.Contains(err.Error(), "chmod go-rwx "+pass) {
+		t.Fatalf("world-readable password file: got %v; want a *secret.PermissionError for %s", err, pass)
+	}
+	var cerr *ConfigError
+	if !errors.As(err, &cerr) {
+		t.Errorf("%T is not a *ConfigError", err)
 	}
 }

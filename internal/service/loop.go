@@ -17,7 +17,7 @@ type Report struct {
 	Start    time.Time
 	Duration time.Duration
 
-	Listed, Appended, Recovered, Deleted, LeftBehind, Baselined, Bytes int64
+	Listed, Appended, Recovered, Adopted, Deleted, LeftBehind, Baselined, Bytes int64
 
 	// Err is why the cycle failed, nil when it succeeded; Kind sorts it.
 	Err  error
@@ -107,6 +107,7 @@ func (l *accountLoop) cycle(ctx context.Context) Report {
 	err := l.runPipeline(ctx, stats)
 	r.Duration = clock.Now().Sub(r.Start)
 	r.Listed, r.Appended, r.Recovered = stats.Listed.Load(), stats.Appended.Load(), stats.Recovered.Load()
+	r.Adopted = stats.Adopted.Load()
 	r.Deleted, r.LeftBehind, r.Baselined, r.Bytes = stats.Deleted.Load(), stats.LeftBehind.Load(), stats.Baselined.Load(), stats.Bytes.Load()
 	l.svc.metrics.countCycle(l.acct.Name, &r)
 
@@ -200,6 +201,9 @@ func (r *Report) counters() []any {
 	if r.Recovered > 0 {
 		attrs = append(attrs, "recovered", r.Recovered)
 	}
+	if r.Adopted > 0 {
+		attrs = append(attrs, "adopted", r.Adopted)
+	}
 	attrs = append(attrs, "deleted", r.Deleted, "left_behind", r.LeftBehind)
 	if r.Baselined > 0 {
 		attrs = append(attrs, "baselined", r.Baselined)
@@ -219,6 +223,9 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 			return err
 		}
 		l.journal = j
+		if r := j.Repaired(); r != nil {
+			l.log.Warn(r.String())
+		}
 	}
 	cfg := l.acct.Bridge
 	cfg.Retries = -1
@@ -272,6 +279,10 @@ func (l *accountLoop) logEvent(e bridge.Event) {
 		l.log.Warn("left on the POP3 server", append(attrs, "err", e.Err)...)
 	case bridge.EventRecovered:
 		l.log.Info("found already in the folder from an interrupted run", attrs...)
+	case bridge.EventAdopted:
+		l.log.Info("adopted: already in the folder, unknown to the journal; recorded, not appended again", attrs...)
+	case bridge.EventUIDValidityChanged:
+		l.log.Warn(e.Err.Error())
 	case bridge.EventFolderCreated:
 		l.log.Info("created the target folder", "folder", l.acct.Bridge.Folder)
 	default:

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"net"
 	"net/http"
 	"time"
 
@@ -98,4 +99,35 @@ func (m *metrics) schedule(account string, r *Report, next time.Time) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// MetricsServer returns the HTTP server for Handler. Its timeouts and
+// header bound keep a slow or hostile client from holding connections or
+// memory: the endpoint answers scrapes, nothing else.
+func MetricsServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    MetricsMaxHeaderBytes,
+	}
+}
+
+// MetricsMaxHeaderBytes bounds a request's header on the metrics server.
+const MetricsMaxHeaderBytes = 8 << 10
+
+// IsLoopback reports whether a listen address (HOST:PORT) is reachable only
+// from this host. An empty host, as in ":9465", listens everywhere.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

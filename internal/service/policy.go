@@ -72,6 +72,7 @@ const (
 	KindQuota       = errkind.Quota
 	KindJournal     = errkind.Journal
 	KindProtocol    = errkind.Protocol
+	KindToken       = errkind.Token
 	KindConfig      = errkind.Config
 	KindUsage       = errkind.Usage
 	KindUnknown     = errkind.Unknown

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -100,6 +101,7 @@ func TestClassify(t *testing.T) {
 		{&bridge.ConnectError{Proto: "pop3", Op: "dial", Err: context.Canceled}, KindCanceled},
 		{errors.New("something no type explains"), KindTemporary},
 		{context.DeadlineExceeded, KindTemporary},
+		{&bridge.ConnectError{Proto: "imap", Op: "access token", Err: &secret.Error{Ref: secret.Ref{Kind: secret.Command}, Timeout: true, Err: errors.New("did not finish")}}, KindConfig},
 	}
 	for _, tt := range tests {
 		if got := Classify(tt.err); got != tt.want {
