@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // TestStatusPageInChromium loads the bridge's status page in headless
 // Chromium, as a user would open it, and checks that the rendered page
 // names the account, the folder and what was forwarded. It skips where
-// Chromium is not installed.
+// Chromium is not installed, unless POP2IMAP_CHROMIUM=require (as in CI).
 func TestStatusPageInChromium(t *testing.T) {
 	browser := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -21,6 +22,9 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 	}
 	if browser == "" {
+		if os.Getenv("POP2IMAP_CHROMIUM") == "require" {
+			t.Fatal("no chromium installed, and POP2IMAP_CHROMIUM=require (CI installs Debian's chromium)")
+		}
 		t.Skip("no chromium installed")
 	}
 	e := newBridgeEnv(t, 2)
