@@ -458,6 +458,7 @@ type runResult struct {
 	wall   time.Duration
 	rssKiB int64
 	cpu    time.Duration // user and system time
+	stats  string        // the --stats line
 }
 
 // migrate runs the pop2imap binary under /usr/bin/time -v from src to a
@@ -496,7 +497,7 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	args := []string{"-v", "-o", timeFile, b.cfg.bin, "migrate",
 		"--pop3", pop3Addr, "--pop3-user", src, "--pop3-tls", tlsMode,
 		"--imap", imapAddr, "--imap-user", dst, "--imap-tls", tlsMode,
-		"--state", stateFile, "--progress", "never"}
+		"--state", stateFile, "--progress", "never", "--stats"}
 	if b.cfg.tls {
 		// The delay proxy listens on 127.0.0.1 too, and the certificate is
 		// valid for that address.
@@ -516,6 +517,11 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	}
 	tv, _ := os.ReadFile(timeFile)
 	res := runResult{wall: wall, rssKiB: parseMaxRSS(string(tv)), cpu: parseCPU(string(tv))}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "Stats: ") {
+			res.stats = line
+		}
+	}
 	if !b.cfg.noVerify {
 		got := b.fetchDigests(dst)
 		if missing, extra := want.equal(got); missing != 0 || extra != 0 {
@@ -633,6 +639,13 @@ func (b *bench) runSize(n int) {
 
 	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | ratio | msgs/s | MB/s | peak RSS MiB | CPU s | ms/msg |")
 	b.printf("|---|---|---|---|---|---|---|---|---|---|---|")
+	var statLines []string
+	defer func() {
+		// After the table, so as not to break it.
+		for _, l := range statLines {
+			b.printf("%s", l)
+		}
+	}()
 	for _, rtt := range b.cfg.rtts {
 		var walls, cpus []time.Duration
 		var rss []int64
@@ -641,6 +654,7 @@ func (b *bench) runSize(n int) {
 			walls = append(walls, res.wall)
 			cpus = append(cpus, res.cpu)
 			rss = append(rss, res.rssKiB)
+			statLines = append(statLines, fmt.Sprintf("RTT %d ms, run %d (%.2f s): %s", rtt, r+1, res.wall.Seconds(), res.stats))
 		}
 		w := median(walls)
 		b.printf("| %d | %d | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %.0f | %.1f | %.1f (max %.1f) | %.2f | %.2f |",

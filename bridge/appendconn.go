@@ -445,6 +445,15 @@ func (c *appendConn) failure() error {
 // end early with the server's reply (a refusal before a literal). If no
 // reply comes within d, the connection is closed and the outcome is unknown.
 func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan reply) (*reply, error)) (reply, error) {
+	r, _, err := c.timedRoundTrip(d, write)
+	return r, err
+}
+
+// timedRoundTrip is roundTrip that also returns how long the reply took
+// from the moment the command was out: the link's round trip plus the
+// server's time for it and for the commands before it. It is 0 for a reply
+// that came before the command was out.
+func (c *appendConn) timedRoundTrip(d time.Duration, write func(tag string, ch chan reply) (*reply, error)) (reply, time.Duration, error) {
 	ch := make(chan reply, 1)
 	c.wmu.Lock()
 	// The clock starts once it is this command's turn: the wait for another
@@ -456,7 +465,7 @@ func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan r
 		err := c.err
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return reply{}, err
+		return reply{}, 0, err
 	}
 	c.tag++
 	tag := "P" + strconv.Itoa(c.tag)
@@ -470,42 +479,67 @@ func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan r
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(err)
-		return reply{}, err
+		return reply{}, 0, err
 	}
 	if early != nil {
-		return *early, nil
+		return *early, 0, nil
 	}
+	sent := time.Now()
 	select {
 	case r := <-ch:
-		return r, nil
+		return r, time.Since(sent), nil
 	case <-c.done:
 		select {
 		case r := <-ch:
-			return r, nil
+			return r, time.Since(sent), nil
 		default:
-			return reply{}, c.failure()
+			return reply{}, 0, c.failure()
 		}
 	}
+}
+
+// Noop sends NOOP and returns how long its reply took: the link's round
+// trip, as near as a command can measure it.
+func (c *appendConn) Noop(timeout time.Duration) (time.Duration, error) {
+	rep, rtt, err := c.timedRoundTrip(timeout, func(tag string, _ chan reply) (*reply, error) {
+		_, err := c.bw.WriteString(tag + " NOOP\r\n")
+		return nil, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("imap: NOOP: %w", err)
+	}
+	if rep.st.Type != imap.StatusResponseTypeOK {
+		return 0, fmt.Errorf("imap: NOOP: %w", (*imap.Error)(rep.st))
+	}
+	return rtt, nil
 }
 
 // Append stores the spooled message in folder and returns its UID when the
 // server tells it (UIDPLUS). A NO or BAD reply is an *imap.Error; any other
 // error leaves the outcome unknown.
 func (c *appendConn) Append(folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, error) {
+	data, _, err := c.TimedAppend(folder, sp, opts, timeout)
+	return data, err
+}
+
+// TimedAppend is Append that also returns how long the reply took once the
+// message was out (see timedRoundTrip), for the window that adapts the
+// APPENDs in flight to the link.
+func (c *appendConn) TimedAppend(folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, time.Duration, error) {
 	if c.limit > 0 && sp.size > c.limit {
 		// Not sent at all: the server announced it would refuse it.
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
+		return nil, 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("the message is %d bytes, over the server's APPENDLIMIT of %d", sp.size, c.limit)}
 	}
 	r, err := sp.Reader()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nonSync := sp.size <= maxNonSyncLiteral &&
 		(c.caps.Has(imap.CapLiteralPlus) || c.caps.Has(imap.CapLiteralMinus) && sp.size <= 4096)
 	// Allow for slow links: the timeout plus a second per 100 KB.
 	d := timeout + time.Duration(sp.size/100_000)*time.Second
-	rep, err := c.roundTrip(d, func(tag string, ch chan reply) (*reply, error) {
+	rep, latency, err := c.timedRoundTrip(d, func(tag string, ch chan reply) (*reply, error) {
 		c.bw.WriteString(tag + " APPEND " + quoteMailbox(folder))
 		if opts != nil && len(opts.Flags) > 0 {
 			flags := make([]string, len(opts.Flags))
@@ -539,10 +573,10 @@ func (c *appendConn) Append(folder string, sp *spool, opts *imap.AppendOptions, 
 		return nil, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if rep.st.Type != imap.StatusResponseTypeOK {
-		return nil, (*imap.Error)(rep.st)
+		return nil, latency, (*imap.Error)(rep.st)
 	}
 	data := &imap.AppendData{}
 	if rep.st.Code == codeAppendUID {
@@ -555,7 +589,7 @@ func (c *appendConn) Append(folder string, sp *spool, opts *imap.AppendOptions, 
 			}
 		}
 	}
-	return data, nil
+	return data, latency, nil
 }
 
 // Create creates folder, for an APPEND refused with TRYCREATE. A folder

@@ -40,6 +40,7 @@ type migrateOptions struct {
 	State, Report        string
 	Progress, LogFormat  string
 	Verbose              bool
+	Stats                bool
 	IMAPConns, Window    int
 }
 
@@ -80,6 +81,7 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
+	fs.BoolVar(&o.Stats, "stats", false, "print where the time went: set-up, RETR, APPEND, the journal, messages in flight, the round trip")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
 	fs.IntVar(&o.Window, "pop3-window", 64, "RETR commands in flight when the POP3 server allows pipelining")
 }
@@ -250,6 +252,12 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		runErr = &errLeftBehind{stats.LeftBehind.Load()}
 	}
 	printSummary(stdout, stats, elapsed, o.DryRun)
+	if o.Stats {
+		printStats(stdout, stats)
+	}
+	if o.Verbose {
+		logStats(logger, stats)
+	}
 	if o.Report != "" {
 		if err := rep.write(o.Report, stats, elapsed, runErr); err != nil {
 			logger.Error("could not write the report", "file", o.Report, "err", err)
