@@ -518,28 +518,20 @@ func (c *appendConn) Noop(timeout time.Duration) (time.Duration, error) {
 // server tells it (UIDPLUS). A NO or BAD reply is an *imap.Error; any other
 // error leaves the outcome unknown.
 func (c *appendConn) Append(folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, error) {
-	data, _, err := c.TimedAppend(folder, sp, opts, timeout)
-	return data, err
-}
-
-// TimedAppend is Append that also returns how long the reply took once the
-// message was out (see timedRoundTrip), for the window that adapts the
-// APPENDs in flight to the link.
-func (c *appendConn) TimedAppend(folder string, sp *spool, opts *imap.AppendOptions, timeout time.Duration) (*imap.AppendData, time.Duration, error) {
 	if c.limit > 0 && sp.size > c.limit {
 		// Not sent at all: the server announced it would refuse it.
-		return nil, 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("the message is %d bytes, over the server's APPENDLIMIT of %d", sp.size, c.limit)}
 	}
 	r, err := sp.Reader()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	nonSync := sp.size <= maxNonSyncLiteral &&
 		(c.caps.Has(imap.CapLiteralPlus) || c.caps.Has(imap.CapLiteralMinus) && sp.size <= 4096)
 	// Allow for slow links: the timeout plus a second per 100 KB.
 	d := timeout + time.Duration(sp.size/100_000)*time.Second
-	rep, latency, err := c.timedRoundTrip(d, func(tag string, ch chan reply) (*reply, error) {
+	rep, err := c.roundTrip(d, func(tag string, ch chan reply) (*reply, error) {
 		c.bw.WriteString(tag + " APPEND " + quoteMailbox(folder))
 		if opts != nil && len(opts.Flags) > 0 {
 			flags := make([]string, len(opts.Flags))
@@ -573,10 +565,10 @@ func (c *appendConn) TimedAppend(folder string, sp *spool, opts *imap.AppendOpti
 		return nil, err
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if rep.st.Type != imap.StatusResponseTypeOK {
-		return nil, latency, (*imap.Error)(rep.st)
+		return nil, (*imap.Error)(rep.st)
 	}
 	data := &imap.AppendData{}
 	if rep.st.Code == codeAppendUID {
@@ -589,7 +581,7 @@ func (c *appendConn) TimedAppend(folder string, sp *spool, opts *imap.AppendOpti
 			}
 		}
 	}
-	return data, latency, nil
+	return data, nil
 }
 
 // Create creates folder, for an APPEND refused with TRYCREATE. A folder

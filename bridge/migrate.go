@@ -1141,9 +1141,12 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 			delay = min(delay*2, time.Minute)
 			continue
 		}
+		// The latency counts the wait for the connection's other literals
+		// to go out: a queue there is one the window made too deep.
 		sent := time.Now()
-		data, latency, err := c.TimedAppend(cfg.Folder, j.sp, opts, cfg.Timeout)
-		m.Stats.AppendNanos.Add(int64(time.Since(sent)))
+		data, err := c.Append(cfg.Folder, j.sp, opts, cfg.Timeout)
+		latency := time.Since(sent)
+		m.Stats.AppendNanos.Add(int64(latency))
 		m.Stats.AppendCount.Add(1)
 		if err == nil {
 			return latency, w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)

@@ -14,12 +14,16 @@ import (
 //
 //	queued = window × (1 − base/latency)
 //
-// Fewer than minQueued queued messages means the link, not the server, is
-// the limit, so the window grows (doubling at first, then by one); more
-// than maxQueued means the server has slowed down, so it shrinks by one.
-// On a 50 ms link a fast server soon has dozens of messages in flight; at
-// 0 ms, where more APPENDs at once only make Dovecot's maildir slower, the
-// window stays small.
+// Few queued messages (under a quarter of the window, or minQueued) means
+// the link, not the server, is the limit, so a window that was full grows:
+// doubling at first, then by one a round. Over half the window queued (or
+// maxQueued) means the server has slowed down, and the window shrinks by a
+// quarter. Unlike TCP's, a queue here costs little: the server works
+// through one connection's commands one at a time whatever their number,
+// so the thresholds leave room for the jitter of a busy server rather than
+// keep the queue minimal. On a 50 ms link a fast server soon has dozens of
+// messages in flight; at 0 ms, where they would only wait at the server,
+// the window stays small.
 type appendWindow struct {
 	mu      sync.Mutex
 	changed sync.Cond
@@ -31,11 +35,15 @@ type appendWindow struct {
 	base      time.Duration // lowest latency ever seen
 	roundLeft int           // replies left in this round
 	roundMin  time.Duration // lowest latency in this round
+	// full says the window was full at some point in this round. A window
+	// that never filled says nothing about whether a wider one would help
+	// (the messages came too slowly to fill it), so it does not grow.
+	full      bool
 	slowStart bool
 }
 
-// Vegas' thresholds, in messages queued at the server beyond what the link
-// holds.
+// The least of Vegas' thresholds, in messages queued at the server beyond
+// what the link holds; wide windows use fractions of their width.
 const (
 	minQueued = 2
 	maxQueued = 4
@@ -68,6 +76,9 @@ func (w *appendWindow) acquire() bool {
 		return false
 	}
 	w.inUse++
+	if w.inUse >= w.limit {
+		w.full = true
+	}
 	return true
 }
 
@@ -97,19 +108,23 @@ func (w *appendWindow) sample(latency time.Duration) {
 		return
 	}
 	queued := float64(w.limit) * (1 - float64(w.base)/float64(w.roundMin))
+	grow := max(minQueued, float64(w.limit)/4)
+	shrink := max(maxQueued, float64(w.limit)/2)
 	switch {
-	case w.slowStart && queued < 1:
+	case queued > shrink:
+		w.slowStart = false
+		w.limit = max(w.limit*3/4, 1)
+	case !w.full:
+		// Too few messages came to fill it: nothing learned.
+	case w.slowStart && queued < minQueued:
 		w.limit = min(w.limit*2, w.max)
-	case queued < minQueued:
+	case queued < grow:
 		w.slowStart = false
 		w.limit = min(w.limit+1, w.max)
-	case queued > maxQueued:
-		w.slowStart = false
-		w.limit = max(w.limit-1, 1)
 	default:
 		w.slowStart = false
 	}
-	w.roundLeft, w.roundMin = w.limit, 0
+	w.roundLeft, w.roundMin, w.full = w.limit, 0, w.inUse >= w.limit
 }
 
 // reset starts over after the connection was lost: the next one may run
@@ -118,7 +133,7 @@ func (w *appendWindow) reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.limit = min(initialWindow, w.max)
-	w.base, w.roundMin, w.roundLeft, w.slowStart = 0, 0, w.limit, true
+	w.base, w.roundMin, w.roundLeft, w.slowStart, w.full = 0, 0, w.limit, true, false
 	w.changed.Broadcast()
 }
 
