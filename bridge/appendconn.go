@@ -499,10 +499,15 @@ func (c *appendConn) timedRoundTrip(d time.Duration, write func(tag string, ch c
 }
 
 // Noop sends NOOP and returns how long its reply took: the link's round
-// trip, as near as a command can measure it.
-func (c *appendConn) Noop(timeout time.Duration) (time.Duration, error) {
+// trip, as near as a command can measure it. written, when not nil, is
+// called once the command is queued, with the connection's write lock
+// still held, so that no command started after it can go out before it.
+func (c *appendConn) Noop(timeout time.Duration, written func()) (time.Duration, error) {
 	rep, rtt, err := c.timedRoundTrip(timeout, func(tag string, _ chan reply) (*reply, error) {
 		_, err := c.bw.WriteString(tag + " NOOP\r\n")
+		if written != nil {
+			written()
+		}
 		return nil, err
 	})
 	if err != nil {

@@ -1006,8 +1006,9 @@ type imapConn struct {
 }
 
 // warm dials the connection ahead of the first message, and measures the
-// link's round trip on it with one NOOP, which goes out alongside the
-// first APPENDs.
+// link's round trip on it with one NOOP. The NOOP goes out first, so that
+// no APPEND queued ahead of it at the server delays its reply (or makes it
+// time out); the APPENDs follow without waiting for that reply.
 func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duration) {
 	ic.mu.Lock()
 	if ic.c != nil {
@@ -1022,10 +1023,20 @@ func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duratio
 	}
 	ic.c = c
 	ic.gen++
+	queued := make(chan struct{})
+	go func() {
+		rtt, err := c.Noop(timeout, func() { close(queued) })
+		if err == nil {
+			storeMin(&stats.RTTNanos, int64(rtt))
+		}
+		select {
+		case <-queued:
+		default:
+			close(queued) // it failed before it was written
+		}
+	}()
+	<-queued
 	ic.mu.Unlock()
-	if rtt, err := c.Noop(timeout); err == nil {
-		storeMin(&stats.RTTNanos, int64(rtt))
-	}
 }
 
 func (ic *imapConn) get(ctx context.Context) (*appendConn, int, error) {
