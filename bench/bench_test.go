@@ -160,6 +160,9 @@ type bench struct {
 	uid, gid int
 	out      *os.File
 	users    int
+	// statsFlag is 1 when the binary has --stats, -1 when not, 0 before
+	// hasStats asked.
+	statsFlag int
 }
 
 func (b *bench) printf(format string, args ...any) {
@@ -497,7 +500,10 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	args := []string{"-v", "-o", timeFile, b.cfg.bin, "migrate",
 		"--pop3", pop3Addr, "--pop3-user", src, "--pop3-tls", tlsMode,
 		"--imap", imapAddr, "--imap-user", dst, "--imap-tls", tlsMode,
-		"--state", stateFile, "--progress", "never", "--stats"}
+		"--state", stateFile, "--progress", "never"}
+	if b.hasStats() {
+		args = append(args, "--stats")
+	}
 	if b.cfg.tls {
 		// The delay proxy listens on 127.0.0.1 too, and the certificate is
 		// valid for that address.
@@ -529,6 +535,19 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 		}
 	}
 	return res
+}
+
+// hasStats reports whether the binary has --stats, which builds before it
+// lack; an A/B comparison runs both.
+func (b *bench) hasStats() bool {
+	if b.statsFlag == 0 {
+		out, _ := exec.Command(b.cfg.bin, "migrate", "--help").CombinedOutput()
+		b.statsFlag = -1
+		if strings.Contains(string(out), "--stats") {
+			b.statsFlag = 1
+		}
+	}
+	return b.statsFlag > 0
 }
 
 // parseCPU returns the user and system time that /usr/bin/time -v reports.
