@@ -121,8 +121,8 @@ type Stats struct {
 	// Where the time went, in nanoseconds, for a summary that says why a
 	// run was slow. Sums over messages run in parallel and may exceed the
 	// wall time.
-	SetupNanos    atomic.Int64 // from the start of the session to the first RETR: logins, listing, folder checks
-	ListNanos     atomic.Int64 // UIDL and LIST, part of the set-up (it runs alongside the IMAP login)
+	SetupNanos    atomic.Int64 // from the start of the session to the first RETR: logins, listing, folder checks and index
+	ListNanos     atomic.Int64 // STAT, UIDL and LIST, part of the set-up (it runs alongside the IMAP login)
 	PipelineNanos atomic.Int64 // from the first RETR to the last message recorded
 	RetrNanos     atomic.Int64 // the POP3 side retrieving and spooling, in the pipeline's wall time
 	HandoffNanos  atomic.Int64 // the POP3 side waiting for room among the appenders: the IMAP side is the limit
@@ -801,7 +801,8 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 			go func() {
 				defer wg.Done()
 				w := &appender{p: p, conn: conn}
-				for conn.win.acquire() {
+				for {
+					conn.win.acquire()
 					j, ok := <-jobs
 					if !ok {
 						conn.win.release(0)
@@ -1090,7 +1091,7 @@ type appender struct {
 // outcome. A nil error means the job is settled; an error stops the run.
 // The duration is how long the server took to reply to the APPEND once it
 // was out (0 when none was answered), for the connection's window.
-func (w *appender) deliver(ctx context.Context, j *job) (latency time.Duration, err error) {
+func (w *appender) deliver(ctx context.Context, j *job) (time.Duration, error) {
 	defer w.p.release(j)
 	p, m := w.p, w.p.m
 	if p.adopt != nil {

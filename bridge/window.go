@@ -30,7 +30,6 @@ type appendWindow struct {
 	limit   int // messages allowed in flight
 	inUse   int
 	max     int
-	closed  bool
 
 	base      time.Duration // lowest latency ever seen
 	roundLeft int           // replies left in this round
@@ -64,22 +63,17 @@ func newAppendWindow(max int) *appendWindow {
 	return w
 }
 
-// acquire waits for room in the window. It returns false once the window is
-// closed.
-func (w *appendWindow) acquire() bool {
+// acquire waits for room in the window.
+func (w *appendWindow) acquire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.closed && w.inUse >= w.limit {
+	for w.inUse >= w.limit {
 		w.changed.Wait()
-	}
-	if w.closed {
-		return false
 	}
 	w.inUse++
 	if w.inUse >= w.limit {
 		w.full = true
 	}
-	return true
 }
 
 // release gives back one place; latency is how long the APPEND took from
@@ -134,14 +128,6 @@ func (w *appendWindow) reset() {
 	defer w.mu.Unlock()
 	w.limit = min(initialWindow, w.max)
 	w.base, w.roundMin, w.roundLeft, w.slowStart, w.full = 0, 0, w.limit, true, false
-	w.changed.Broadcast()
-}
-
-// close wakes every waiter and lets no one in again.
-func (w *appendWindow) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
 	w.changed.Broadcast()
 }
 
