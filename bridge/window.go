@@ -23,7 +23,10 @@ import (
 // so the thresholds leave room for the jitter of a busy server rather than
 // keep the queue minimal. On a 50 ms link a fast server soon has dozens of
 // messages in flight; at 0 ms, where they would only wait at the server,
-// the window stays small.
+// the window usually stays small. The round's lowest latency is robust to a
+// large message's slow reply, but a round in which the queue ran dry reads
+// as no queue at all and lets a server-bound window grow; that costs
+// memory, which memBudget caps, not throughput.
 type appendWindow struct {
 	mu      sync.Mutex
 	changed sync.Cond
