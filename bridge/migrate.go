@@ -379,6 +379,13 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	if cfg.DryRun {
 		return m.dryRun(pc, ic, cfg, l, pl)
 	}
+	if len(pl.pending) > 0 && !folder.missing && !cfg.Baseline {
+		// Let the APPENDs an interrupted run left queued at the server
+		// land before the folder is searched for them.
+		if folder, err = settleFolder(ctx, ic, cfg.Folder, cfg.Timeout, folder); err != nil {
+			return err
+		}
+	}
 	if cfg.Baseline {
 		for _, idx := range [][]int32{pl.pending, pl.fresh} {
 			if err := m.baseline(l, idx); err != nil {

@@ -127,3 +127,9 @@ func TestMemBudget(t *testing.T) {
 		t.Fatal("take succeeded after done closed, with 40 free")
 	}
 }
+
+func init() {
+	// In-process servers store an APPEND before they read the next
+	// command; the settling wait of a resumed session need not be long.
+	settleQuiet = 50 * time.Millisecond
+}
