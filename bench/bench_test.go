@@ -49,6 +49,8 @@ type benchConfig struct {
 	netem    bool                   // delay with tc netem on lo (inside a private netns) instead of the proxy
 	extra    []string               // extra pop2imap flags (e.g. --imap-conns 8)
 	noVerify bool                   // skip the byte-for-byte check (only for quick experiments)
+	fsync    string                 // Dovecot's mail_fsync: "always" (the default here) or "optimized" (Dovecot's own default: the fast sink)
+	tls      bool                   // pop2imap talks implicit TLS (POP3S, IMAPS) instead of plain text
 }
 
 func ints(t *testing.T, name, def string) []int {
@@ -85,6 +87,15 @@ func loadConfig(t *testing.T) benchConfig {
 		netem:    os.Getenv("BENCH_NETEM") == "1",
 		extra:    strings.Fields(os.Getenv("BENCH_FLAGS")),
 		noVerify: os.Getenv("BENCH_NO_VERIFY") == "1",
+		fsync:    os.Getenv("BENCH_FSYNC"),
+		tls:      os.Getenv("BENCH_TLS") == "implicit",
+	}
+	switch c.fsync {
+	case "":
+		c.fsync = "always"
+	case "always", "optimized":
+	default:
+		t.Fatalf("BENCH_FSYNC=%q: want always or optimized", c.fsync)
 	}
 	if c.reps < 1 {
 		c.reps = 1
@@ -120,15 +131,18 @@ func TestBench(t *testing.T) {
 	cfg := loadConfig(t)
 	// The IMAP targets use cfg.format; the POP3 sources stay Maildir (see
 	// newSource).
-	d := dovecottest.StartWith(t, dovecottest.Options{MailFormat: cfg.format})
+	// mail_fsync = always makes every APPEND wait for a disk flush, which
+	// hides the link's latency behind the server; optimized, Dovecot's
+	// default, is the fast sink that shows it.
+	d := dovecottest.StartWith(t, dovecottest.Options{MailFormat: cfg.format, ExtraConfig: "mail_fsync = " + cfg.fsync})
 	// Let run.sh remove it even if this process is killed.
 	os.WriteFile(filepath.Join(cfg.work, "dovecot-dir"), []byte(d.Dir+"\n"), 0o644)
 	b := &bench{t: t, cfg: cfg, d: d}
 	b.uid, b.gid = mailUser(t)
 	b.out, _ = os.Create(filepath.Join(cfg.work, "results.txt"))
 	defer b.out.Close()
-	b.printf("# pop2imap benchmark, %s; Dovecot %s (mail_fsync = always, source maildir, target %s); delay by %s; reps %d (median)",
-		time.Now().UTC().Format(time.RFC3339), dovecotVersion(), cfg.format, map[bool]string{true: "tc netem on lo", false: "delayproxy (no netem)"}[cfg.netem], cfg.reps)
+	b.printf("# pop2imap benchmark, %s; Dovecot %s (mail_fsync = %s, source maildir, target %s); %s; delay by %s; reps %d (median)",
+		time.Now().UTC().Format(time.RFC3339), dovecotVersion(), cfg.fsync, cfg.format, map[bool]string{true: "implicit TLS", false: "plain text"}[cfg.tls], map[bool]string{true: "tc netem on lo", false: "delayproxy (no netem)"}[cfg.netem], cfg.reps)
 	b.printf("# flags: %s; mix: %s", strings.Join(cfg.extra, " "), map[bool]string{true: "small (2-8 KB text)", false: "usual"}[cfg.small])
 
 	for _, n := range cfg.ns {
@@ -146,6 +160,9 @@ type bench struct {
 	uid, gid int
 	out      *os.File
 	users    int
+	// statsFlag is 1 when the binary has --stats, -1 when not, 0 before
+	// hasStats asked.
+	statsFlag int
 }
 
 func (b *bench) printf(format string, args ...any) {
@@ -444,6 +461,7 @@ type runResult struct {
 	wall   time.Duration
 	rssKiB int64
 	cpu    time.Duration // user and system time
+	stats  string        // the --stats line
 }
 
 // migrate runs the pop2imap binary under /usr/bin/time -v from src to a
@@ -452,6 +470,10 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	dst := b.newUser("dst")
 	defer b.dropUser(dst)
 	pop3Addr, imapAddr := b.d.POP3Addr, b.d.IMAPAddr
+	tlsMode := "none"
+	if b.cfg.tls {
+		pop3Addr, imapAddr, tlsMode = b.d.POP3SAddr, b.d.IMAPSAddr, "implicit"
+	}
 	if rttMS > 0 {
 		oneWay := time.Duration(rttMS) * time.Millisecond / 2
 		if b.cfg.netem {
@@ -476,9 +498,17 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	timeFile := filepath.Join(b.cfg.work, "time-"+dst)
 	defer os.Remove(timeFile)
 	args := []string{"-v", "-o", timeFile, b.cfg.bin, "migrate",
-		"--pop3", pop3Addr, "--pop3-user", src, "--pop3-tls", "none",
-		"--imap", imapAddr, "--imap-user", dst, "--imap-tls", "none",
+		"--pop3", pop3Addr, "--pop3-user", src, "--pop3-tls", tlsMode,
+		"--imap", imapAddr, "--imap-user", dst, "--imap-tls", tlsMode,
 		"--state", stateFile, "--progress", "never"}
+	if b.hasStats() {
+		args = append(args, "--stats")
+	}
+	if b.cfg.tls {
+		// The delay proxy listens on 127.0.0.1 too, and the certificate is
+		// valid for that address.
+		args = append(args, "--ca-file", b.d.CAFile)
+	}
 	args = append(args, b.cfg.extra...)
 	cmd := exec.Command("/usr/bin/time", args...)
 	cmd.Env = append(os.Environ(), "POP2IMAP_POP3_PASSWORD="+password, "POP2IMAP_IMAP_PASSWORD="+password)
@@ -493,6 +523,11 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	}
 	tv, _ := os.ReadFile(timeFile)
 	res := runResult{wall: wall, rssKiB: parseMaxRSS(string(tv)), cpu: parseCPU(string(tv))}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "Stats: ") {
+			res.stats = line
+		}
+	}
 	if !b.cfg.noVerify {
 		got := b.fetchDigests(dst)
 		if missing, extra := want.equal(got); missing != 0 || extra != 0 {
@@ -500,6 +535,19 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 		}
 	}
 	return res
+}
+
+// hasStats reports whether the binary has --stats, which builds before it
+// lack; an A/B comparison runs both.
+func (b *bench) hasStats() bool {
+	if b.statsFlag == 0 {
+		out, _ := exec.Command(b.cfg.bin, "migrate", "--help").CombinedOutput()
+		b.statsFlag = -1
+		if strings.Contains(string(out), "--stats") {
+			b.statsFlag = 1
+		}
+	}
+	return b.statsFlag > 0
 }
 
 // parseCPU returns the user and system time that /usr/bin/time -v reports.
@@ -610,6 +658,13 @@ func (b *bench) runSize(n int) {
 
 	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | ratio | msgs/s | MB/s | peak RSS MiB | CPU s | ms/msg |")
 	b.printf("|---|---|---|---|---|---|---|---|---|---|---|")
+	var statLines []string
+	defer func() {
+		// After the table, so as not to break it.
+		for _, l := range statLines {
+			b.printf("%s", l)
+		}
+	}()
 	for _, rtt := range b.cfg.rtts {
 		var walls, cpus []time.Duration
 		var rss []int64
@@ -618,6 +673,7 @@ func (b *bench) runSize(n int) {
 			walls = append(walls, res.wall)
 			cpus = append(cpus, res.cpu)
 			rss = append(rss, res.rssKiB)
+			statLines = append(statLines, fmt.Sprintf("RTT %d ms, run %d (%.2f s): %s", rtt, r+1, res.wall.Seconds(), res.stats))
 		}
 		w := median(walls)
 		b.printf("| %d | %d | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %.0f | %.1f | %.1f (max %.1f) | %.2f | %.2f |",

@@ -4,7 +4,8 @@
 # usage: bench/run.sh [-n 2000[,20000]] [-r 0,20,50] [-reps 3] [-k 1,2,4,8]
 #                     [-huge 20,100] [-seed 1] [-flags "--imap-conns 8"]
 #                     [-mix usual|small] [-format maildir|sdbox|mdbox]
-#                     [-delay auto|netem|proxy] [-o results.txt]
+#                     [-delay auto|netem|proxy] [-fsync always|optimized]
+#                     [-tls none|implicit] [-o results.txt]
 #        bench/run.sh -scale 1000000
 #        bench/run.sh -index 100000
 #
@@ -19,6 +20,10 @@
 #   -k      IMAP connection counts tried for the APPEND-only sink (0: none)
 #   -huge   also migrate a maildrop of one message of this many MB (RTT 0)
 #   -flags  extra pop2imap migrate flags
+#   -fsync  Dovecot's mail_fsync (default always: every APPEND waits for the
+#           disk, a slow sink that hides latency); optimized, Dovecot's own
+#           default, is the fast sink
+#   -tls    implicit: pop2imap talks POP3S and IMAPS (default none: plain)
 #   -delay  netem: tc netem on lo inside a private network namespace;
 #           proxy: internal/delayproxy on 127.0.0.1; auto (default): netem
 #           when the kernel has it, else proxy
@@ -38,7 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto out= scale= index=
+sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto fsync=always tlsmode=none out= scale= index=
 while (($#)); do
 	case $1 in
 	-n) sizes=$2 ;;
@@ -53,6 +58,8 @@ while (($#)); do
 	-mix) mix=$2 ;;
 	-format) format=$2 ;;
 	-delay) delay=$2 ;;
+	-fsync) fsync=$2 ;;
+	-tls) tlsmode=$2 ;;
 	-o) out=$2 ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -115,13 +122,17 @@ case $format in
 maildir | sdbox | mdbox) ;;
 *) echo "bench/run.sh: -format must be maildir, sdbox or mdbox" >&2; exit 2 ;;
 esac
+case $tlsmode in
+none | implicit) ;;
+*) echo "bench/run.sh: -tls must be none or implicit" >&2; exit 2 ;;
+esac
 case $delay in
 auto) if have_netem; then delay=netem; else delay=proxy; fi ;;
 netem) have_netem || { echo "bench/run.sh: tc netem does not work on this kernel" >&2; exit 1; } ;;
 proxy) ;;
 *) echo "bench/run.sh: -delay must be auto, netem or proxy" >&2; exit 2 ;;
 esac
-echo "bench: delay by $delay; sizes $sizes; RTT $rtts ms; $reps runs each; target $format; work dir $work"
+echo "bench: delay by $delay; mail_fsync = $fsync; TLS $tlsmode; sizes $sizes; RTT $rtts ms; $reps runs each; target $format; work dir $work"
 
 go build -o "$work/pop2imap" ./cmd/pop2imap
 go test -c -o "$work/bench.test" ./bench
@@ -140,6 +151,7 @@ export POP2IMAP_BENCH=1 POP2IMAP_DOVECOT=require
 export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts \
 	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
 	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format \
+	BENCH_FSYNC=$fsync BENCH_TLS=$tlsmode \
 	BENCH_SCALE_N=$scale BENCH_INDEX_N=$index
 run='^TestBench$'
 if [[ -n $scale ]]; then

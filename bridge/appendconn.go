@@ -447,6 +447,15 @@ func (c *appendConn) failure() error {
 // end early with the server's reply (a refusal before a literal). If no
 // reply comes within d, the connection is closed and the outcome is unknown.
 func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan reply) (*reply, error)) (reply, error) {
+	r, _, err := c.timedRoundTrip(d, write)
+	return r, err
+}
+
+// timedRoundTrip is roundTrip that also returns how long the reply took
+// from the moment the command was out: the link's round trip plus the
+// server's time for it and for the commands before it. It is 0 for a reply
+// that came before the command was out.
+func (c *appendConn) timedRoundTrip(d time.Duration, write func(tag string, ch chan reply) (*reply, error)) (reply, time.Duration, error) {
 	ch := make(chan reply, 1)
 	c.wmu.Lock()
 	// The clock starts once it is this command's turn: the wait for another
@@ -458,7 +467,7 @@ func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan r
 		err := c.err
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return reply{}, err
+		return reply{}, 0, err
 	}
 	c.tag++
 	tag := "P" + strconv.Itoa(c.tag)
@@ -472,22 +481,44 @@ func (c *appendConn) roundTrip(d time.Duration, write func(tag string, ch chan r
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(err)
-		return reply{}, err
+		return reply{}, 0, err
 	}
 	if early != nil {
-		return *early, nil
+		return *early, 0, nil
 	}
+	sent := time.Now()
 	select {
 	case r := <-ch:
-		return r, nil
+		return r, time.Since(sent), nil
 	case <-c.done:
 		select {
 		case r := <-ch:
-			return r, nil
+			return r, time.Since(sent), nil
 		default:
-			return reply{}, c.failure()
+			return reply{}, 0, c.failure()
 		}
 	}
+}
+
+// Noop sends NOOP and returns how long its reply took: the link's round
+// trip, as near as a command can measure it. written, when not nil, is
+// called once the command is queued, with the connection's write lock
+// still held, so that no command started after it can go out before it.
+func (c *appendConn) Noop(timeout time.Duration, written func()) (time.Duration, error) {
+	rep, rtt, err := c.timedRoundTrip(timeout, func(tag string, _ chan reply) (*reply, error) {
+		_, err := c.bw.WriteString(tag + " NOOP\r\n")
+		if written != nil {
+			written()
+		}
+		return nil, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("imap: NOOP: %w", err)
+	}
+	if rep.st.Type != imap.StatusResponseTypeOK {
+		return 0, fmt.Errorf("imap: NOOP: %w", (*imap.Error)(rep.st))
+	}
+	return rtt, nil
 }
 
 // Append stores the spooled message in folder and returns its UID when the

@@ -161,6 +161,49 @@ type Stats struct {
 	// server announced with LOGIN-DELAY (RFC 2449), in nanoseconds; 0 when
 	// it announced none.
 	LoginDelay atomic.Int64
+
+	// Where the time went, in nanoseconds, for a summary that says why a
+	// run was slow. Sums over messages run in parallel and may exceed the
+	// wall time.
+	SetupNanos    atomic.Int64 // from the start of the session to the first RETR: logins, listing, folder checks and index
+	ListNanos     atomic.Int64 // STAT, UIDL and LIST, part of the set-up (it runs alongside the IMAP login)
+	PipelineNanos atomic.Int64 // from the first RETR to the last message recorded
+	RetrNanos     atomic.Int64 // the POP3 side retrieving and spooling, in the pipeline's wall time
+	HandoffNanos  atomic.Int64 // the POP3 side waiting for room among the appenders: the IMAP side is the limit
+	AppendNanos   atomic.Int64 // APPENDs from the first byte out to the reply, summed over messages
+	AppendCount   atomic.Int64 // APPENDs sent, including those refused
+	JournalNanos  atomic.Int64 // appenders waiting for their intent to be on disk, summed over messages
+	RTTNanos      atomic.Int64 // lowest NOOP round trip on an APPEND connection; 0 when none was measured
+	MaxWindow     atomic.Int64 // the widest any connection's APPEND window grew
+}
+
+// InFlight is the mean number of APPENDs in flight over the pipeline's
+// wall time.
+func (s *Stats) InFlight() float64 {
+	if w := s.PipelineNanos.Load(); w > 0 {
+		return float64(s.AppendNanos.Load()) / float64(w)
+	}
+	return 0
+}
+
+// storeMin lowers v to d unless it is already lower (0 counts as unset).
+func storeMin(v *atomic.Int64, d int64) {
+	for {
+		old := v.Load()
+		if old != 0 && old <= d || v.CompareAndSwap(old, d) {
+			return
+		}
+	}
+}
+
+// storeMax raises v to d unless it is already higher.
+func storeMax(v *atomic.Int64, d int64) {
+	for {
+		old := v.Load()
+		if old >= d || v.CompareAndSwap(old, d) {
+			return
+		}
+	}
 }
 
 // EventKind says what happened to a message.
@@ -301,6 +344,38 @@ type task struct {
 
 // session runs one POP3 session from login to QUIT.
 func (m *Migrator) session(ctx context.Context, cfg *Config) error {
+	setupStart := time.Now()
+	// The IMAP login and folder check need nothing from POP3: they run
+	// while POP3 logs in and lists, instead of a round trip after each.
+	imapDone := make(chan struct{})
+	var ic *imapclient.Client
+	var folder folderState
+	var ierr error
+	resolved := cfg.Folder
+	imapCtx, cancelIMAP := context.WithCancel(ctx)
+	go func() {
+		defer close(imapDone)
+		ic, ierr = DialIMAP(imapCtx, m.IMAP)
+		if ierr == nil {
+			// --folder takes / between levels, whatever the server uses.
+			resolved, ierr = resolveFolder(ic, resolved, cfg.Timeout)
+		}
+		if ierr == nil {
+			folder, ierr = statFolder(ic, resolved, cfg.Timeout)
+		}
+	}()
+	imapReady := func() error {
+		<-imapDone
+		return ierr
+	}
+	defer func() {
+		cancelIMAP() // the POP3 side failed first: stop dialing
+		<-imapDone
+		if ic != nil {
+			ic.Close()
+		}
+	}()
+
 	pc, err := DialPOP3(ctx, m.POP3)
 	if err != nil {
 		return err
@@ -320,29 +395,22 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	if caps, err := pc.Capabilities(); err == nil {
 		m.Stats.LoginDelay.Store(int64(caps.MinLoginInterval()))
 	}
+	listStart := time.Now()
 	l, err := listMailbox(pc)
 	if err != nil {
 		return err
 	}
+	m.Stats.ListNanos.Add(int64(time.Since(listStart)))
 	m.Stats.Listed.Store(int64(l.len()))
 
-	ic, err := DialIMAP(ctx, m.IMAP)
-	if err != nil {
+	if err := imapReady(); err != nil {
 		return err
 	}
-	defer ic.Close()
-	// --folder takes / between levels, whatever the server uses.
-	if cfg.Folder, err = resolveFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
-		return err
-	}
+	cfg.Folder = resolved
 	if m.Journal == nil && m.OpenJournal != nil {
 		if m.Journal, err = m.OpenJournal(); err != nil {
 			return err
 		}
-	}
-	folder, err := statFolder(ic, cfg.Folder, cfg.Timeout)
-	if err != nil {
-		return err
 	}
 
 	pl, err := m.plan(l, folder.uidValidity)
@@ -357,6 +425,13 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 
 	if cfg.DryRun {
 		return m.dryRun(pc, ic, cfg, l, pl)
+	}
+	if len(pl.pending) > 0 && !folder.missing && !cfg.Baseline {
+		// Let the APPENDs an interrupted run left queued at the server
+		// land before the folder is searched for them.
+		if folder, err = settleFolder(ctx, ic, cfg.Folder, cfg.Timeout, folder); err != nil {
+			return err
+		}
 	}
 	if cfg.Baseline {
 		for _, idx := range [][]int32{pl.pending, pl.fresh} {
@@ -411,6 +486,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		ic.Close()
 	}
 
+	m.Stats.SetupNanos.Add(int64(time.Since(setupStart)))
 	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable, maxSize: maxSize}
 	if err := p.run(ctx, copyList); err != nil {
 		return err
@@ -734,6 +810,8 @@ type pipeline struct {
 	// is appended; nil when the folder held nothing at the start.
 	adopt   *adopter
 	maxSize int64 // the largest message the spool takes
+	// mem bounds the spooled bytes in memory between RETR and APPEND.
+	mem *memBudget
 
 	mu        sync.Mutex
 	confirmed []delMsg // recorded appended, not yet DELE'd
@@ -747,6 +825,14 @@ type job struct {
 	sp    *spool
 	entry state.Entry
 	fp    fingerprint
+	mem   int64 // bytes taken from pipeline.mem
+}
+
+// release closes the job's spool and gives its memory back.
+func (p *pipeline) release(j *job) {
+	j.sp.Close()
+	p.mem.give(j.mem)
+	j.mem = 0
 }
 
 func (p *pipeline) fail(err error) {
@@ -771,19 +857,38 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	abort, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	if p.mem == nil {
+		p.mem = newMemBudget(inFlightMemory)
+	}
+	start := time.Now()
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
 	conns := min(p.cfg.IMAPConns, tasks.len())
 	for i := 0; i < conns; i++ {
-		conn := &imapConn{ep: p.m.IMAP}
+		// Each connection has up to maxAppendsPerConn appenders, of which
+		// its window lets some take jobs: the window, not the number of
+		// goroutines or connections, sets how much is in flight.
+		conn := &imapConn{ep: p.m.IMAP, win: newAppendWindow(maxAppendsPerConn)}
 		defer conn.close()
-		for k := 0; k < appendsPerConn; k++ {
+		// Log in now, while the first RETRs are on their way, rather than
+		// when the first message arrives.
+		go conn.warm(abort, p.m.Stats, p.cfg.Timeout)
+		for k := 0; k < maxAppendsPerConn; k++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				w := &appender{p: p, conn: conn}
-				for j := range jobs {
-					if err := w.deliver(abort, j); err != nil {
+				for {
+					conn.win.acquire()
+					j, ok := <-jobs
+					if !ok {
+						conn.win.release(0)
+						return
+					}
+					latency, err := w.deliver(abort, j)
+					conn.win.release(latency)
+					storeMax(&p.m.Stats.MaxWindow, int64(conn.win.width()))
+					if err != nil {
 						p.fail(err)
 						cancel()
 					}
@@ -799,6 +904,7 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	}
 	close(jobs)
 	wg.Wait()
+	p.m.Stats.PipelineNanos.Add(int64(time.Since(start)))
 	if err := p.failed(); err != nil {
 		return err
 	}
@@ -829,6 +935,12 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs cha
 	}
 	next := 0 // replies come in the order of the commands
 	stopping := false
+	start := time.Now()
+	var handoff time.Duration
+	defer func() {
+		p.m.Stats.HandoffNanos.Add(int64(handoff))
+		p.m.Stats.RetrNanos.Add(int64(time.Since(start) - handoff))
+	}()
 	retrieve := func(n int, body io.Reader) error {
 		t := tasks.task(next)
 		next++
@@ -842,12 +954,20 @@ func (p *pipeline) produce(ctx, abort context.Context, tasks *copyList, jobs cha
 		if err != nil {
 			return err
 		}
+		waitStart := time.Now()
+		j.mem = int64(cap(j.sp.mem))
+		if !p.mem.take(j.mem, abort.Done()) {
+			j.mem = 0
+			p.release(j)
+			return p.failed()
+		}
 		select {
 		case jobs <- j:
 		case <-abort.Done():
-			j.sp.Close()
+			p.release(j)
 			return p.failed()
 		}
+		handoff += time.Since(waitStart)
 		if !stopping && ctx.Err() != nil {
 			stopping = true
 			return pop3.ErrStopSending
@@ -949,26 +1069,66 @@ func (p *pipeline) flushDeletes() error {
 	return nil
 }
 
-// appendsPerConn is how many APPENDs each IMAP connection has in flight.
-// With LITERAL+ they go out back to back, so this many messages share each
-// round trip; with synchronizing literals the next one's command goes out
-// while the server stores the last.
-const appendsPerConn = 4
-
 // imapConn is one IMAP connection shared by the appenders that use it. It is
 // dialed again after a failure; gen tells a stale failure from a fresh one,
 // so that two appenders failing together close the connection only once.
 type imapConn struct {
 	ep *Endpoint
+	// win is how many of the connection's appenders may have a message in
+	// flight. With LITERAL+ their APPENDs go out back to back and share
+	// each round trip; with synchronizing literals the next one's command
+	// goes out while the server stores the last.
+	win *appendWindow
 
-	mu  sync.Mutex
-	c   *appendConn
-	gen int
+	mu      sync.Mutex
+	c       *appendConn
+	gen     int
+	dialErr error // warm's failure, for the first get to report
+}
+
+// warm dials the connection ahead of the first message, and measures the
+// link's round trip on it with one NOOP. The NOOP goes out first, so that
+// no APPEND queued ahead of it at the server delays its reply (or makes it
+// time out); the APPENDs follow without waiting for that reply.
+func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duration) {
+	ic.mu.Lock()
+	if ic.c != nil {
+		ic.mu.Unlock()
+		return
+	}
+	c, err := dialAppendConn(ctx, ic.ep)
+	if err != nil {
+		ic.dialErr = err
+		ic.mu.Unlock()
+		return
+	}
+	ic.c = c
+	ic.gen++
+	queued := make(chan struct{})
+	go func() {
+		rtt, err := c.Noop(timeout, func() { close(queued) })
+		if err == nil {
+			storeMin(&stats.RTTNanos, int64(rtt))
+		}
+		select {
+		case <-queued:
+		default:
+			close(queued) // it failed before it was written
+		}
+	}()
+	<-queued
+	ic.mu.Unlock()
 }
 
 func (ic *imapConn) get(ctx context.Context) (*appendConn, int, error) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
+	if err := ic.dialErr; err != nil {
+		// One failed login is reported as it would have been without warm,
+		// instead of trying again at once.
+		ic.dialErr = nil
+		return nil, 0, err
+	}
 	if ic.c == nil {
 		c, err := dialAppendConn(ctx, ic.ep)
 		if err != nil {
@@ -988,6 +1148,7 @@ func (ic *imapConn) drop(gen int) {
 	if ic.c != nil && ic.gen == gen {
 		ic.c.Close()
 		ic.c = nil
+		ic.win.reset()
 	}
 }
 
@@ -1008,31 +1169,42 @@ type appender struct {
 
 // deliver appends one job, retrying temporary failures, and records the
 // outcome. A nil error means the job is settled; an error stops the run.
-func (w *appender) deliver(ctx context.Context, j *job) error {
-	defer j.sp.Close()
-	p, cfg, m := w.p, w.p.cfg, w.p.m
+// The duration is how long the server took to reply to the APPEND once it
+// was out (0 when none was answered), for the connection's window.
+func (w *appender) deliver(ctx context.Context, j *job) (time.Duration, error) {
+	defer w.p.release(j)
+	p, m := w.p, w.p.m
 	if p.adopt != nil {
 		uid, err := p.adopt.find(&j.fp)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if uid != 0 {
 			kind := EventAdopted
 			if j.entry.ID != 0 {
 				kind = EventRecovered
 			}
-			return w.recordAppended(j, p.adopt.idx.uidValidity, uint32(uid), kind)
+			return 0, w.recordAppended(j, p.adopt.idx.uidValidity, uint32(uid), kind)
 		}
 	}
 	if j.entry.ID == 0 {
 		// The intent must be on disk before the APPEND goes out. Appenders
 		// record in parallel, so their fsyncs share group commits.
+		began := time.Now()
 		id, err := m.Journal.BeginAppend(j.entry)
+		m.Stats.JournalNanos.Add(int64(time.Since(began)))
 		if err != nil {
-			return &JournalError{err}
+			return 0, &JournalError{err}
 		}
 		j.entry.ID, j.entry.Step = id, state.Appending
 	}
+	return w.send(ctx, j)
+}
+
+// send APPENDs a job whose intent is recorded, retrying temporary
+// failures, and records the outcome.
+func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
+	p, cfg, m := w.p, w.p.cfg, w.p.m
 	opts := &imap.AppendOptions{Time: j.entry.InternalDate}
 	if cfg.Seen {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
@@ -1041,7 +1213,7 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 	created := false
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		c, gen, err := w.conn.get(ctx)
 		if err != nil {
@@ -1049,21 +1221,27 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 			// so it must not be taken for a refusal of it.
 			var cerr *ConnectError
 			if !errors.As(err, &cerr) || !cerr.Temporary() || attempt >= cfg.Retries {
-				return err
+				return 0, err
 			}
 			m.Stats.Retries.Add(1)
 			m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
-				return ctx.Err()
+				return 0, ctx.Err()
 			}
 			delay = min(delay*2, time.Minute)
 			continue
 		}
+		// The latency counts the wait for the connection's other literals
+		// to go out: a queue there is one the window made too deep.
+		sent := time.Now()
 		data, err := c.Append(cfg.Folder, j.sp, opts, cfg.Timeout)
+		latency := time.Since(sent)
+		m.Stats.AppendNanos.Add(int64(latency))
+		m.Stats.AppendCount.Add(1)
 		if err == nil {
-			return w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
+			return latency, w.recordAppended(j, data.UIDValidity, uint32(data.UID), EventAppended)
 		}
 		kind, certain := classifyAppendError(err)
 		if !certain {
@@ -1072,41 +1250,41 @@ func (w *appender) deliver(ctx context.Context, j *job) error {
 			// end the session: the next one searches before anything else
 			// is sent (see session), and Run starts it after a pause.
 			w.conn.drop(gen)
-			return fmt.Errorf("imap: APPEND to %q: outcome unknown: %w", cfg.Folder, err)
+			return 0, fmt.Errorf("imap: APPEND to %q: outcome unknown: %w", cfg.Folder, err)
 		}
 		switch kind {
 		case errTryCreate:
 			// The folder went away during the run.
 			if created {
-				return fmt.Errorf("imap: APPEND to %q: %w (even after creating it)", cfg.Folder, err)
+				return 0, fmt.Errorf("imap: APPEND to %q: %w (even after creating it)", cfg.Folder, err)
 			}
 			if cerr := c.Create(cfg.Folder, cfg.Timeout); cerr != nil {
-				return cerr
+				return 0, cerr
 			}
 			created = true
 			continue
 		case errRefused:
 			if err := m.Journal.MarkRefused(j.entry.ID, err.Error()); err != nil {
-				return &JournalError{err}
+				return 0, &JournalError{err}
 			}
 			p.settle()
 			m.Stats.LeftBehind.Add(1)
 			m.emit(Event{Kind: EventRefused, Number: j.num, UIDL: j.uidl, Size: j.sp.size, MessageID: j.entry.MessageID, Err: &RefusedError{err}})
-			return nil
+			return 0, nil
 		case errFatalQuota:
-			return fmt.Errorf("imap: APPEND: %w: %w", ErrOverQuota, err)
+			return 0, fmt.Errorf("imap: APPEND: %w: %w", ErrOverQuota, err)
 		case errFatal:
-			return fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
+			return 0, fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
 		}
 		if attempt >= cfg.Retries {
-			return fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)
+			return 0, fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)
 		}
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		delay = min(delay*2, time.Minute)
 	}

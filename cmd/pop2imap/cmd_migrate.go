@@ -43,6 +43,7 @@ type migrateOptions struct {
 	State, Report        string
 	Progress, LogFormat  string
 	Verbose              bool
+	Stats                bool
 	IMAPConns, Window    int
 	MaxMessageSize       sizeValue
 }
@@ -84,6 +85,7 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
+	fs.BoolVar(&o.Stats, "stats", false, "print where the time went: set-up, RETR, APPEND, the journal, messages in flight, the round trip")
 	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
 	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
 	o.MaxMessageSize = bridge.DefaultMaxMessageSize
@@ -293,6 +295,12 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	// up; the error line says what happened.
 	if runErr == nil || copiedCount(stats)+stats.Deleted.Load() > 0 {
 		printSummary(stdout, stats, elapsed, o.DryRun, plan)
+		if o.Stats {
+			printStats(stdout, stats)
+		}
+	}
+	if o.Verbose {
+		logStats(logger, stats)
 	}
 	if o.Report != "" {
 		if err := rep.write(o.Report, stats, elapsed, runErr); err != nil {
