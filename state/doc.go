@@ -12,8 +12,8 @@
 //     is sent. It carries everything needed to recognise the message later:
 //     its UIDL, both sizes, both SHA-256 hashes, its Message-ID and its
 //     internal date. If the run dies after this record, the APPEND may or may
-//     not have reached the server, so the next run searches the folder for the
-//     message instead of appending it blindly a second time.
+//     not have reached the server, so the next run looks for the message in
+//     the folder instead of appending it blindly a second time.
 //
 //   - Appended is recorded (by [Journal.MarkAppended]) once the server has
 //     confirmed the APPEND, with the APPENDUID when the server gave one. Only
