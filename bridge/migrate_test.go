@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -594,5 +596,57 @@ func TestMigrateInRetrChunks(t *testing.T) {
 	}
 	if got := stats.Deleted.Load(); got != int64(len(e.source)) {
 		t.Errorf("Deleted = %d, want %d", got, len(e.source))
+	}
+}
+
+// TestDryRunWritesNoJournal: a dry run over an existing journal, with
+// --delete, takes the real path but leaves the journal's bytes as they
+// were, appends nothing and deletes nothing; with --baseline it would copy
+// nothing either.
+func TestDryRunWritesNoJournal(t *testing.T) {
+	e := newTestEnv(t, sampleMessages(t), pop3test.Config{})
+	if _, err := e.run(Config{Limit: 3}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(e.journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appends := e.imap.Appends()
+	j, err := state.Open(e.journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop, im := e.endpoints()
+	var would []EventKind
+	m := &Migrator{Config: Config{DryRun: true, Delete: true, Folder: folder},
+		POP3: pop, IMAP: im, Journal: j,
+		OnEvent: func(ev Event) { would = append(would, ev.Kind) }}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	after, _ := os.ReadFile(e.journal)
+	if !bytes.Equal(before, after) {
+		t.Error("a dry run wrote to the journal")
+	}
+	if e.imap.Appends() != appends || len(e.commands("DELE")) != 0 {
+		t.Errorf("a dry run appended %d and sent %d DELE", e.imap.Appends()-appends, len(e.commands("DELE")))
+	}
+	if !slices.Contains(would, EventWouldCopy) || !slices.Contains(would, EventWouldDelete) {
+		t.Errorf("a dry run announced %v, want would-copy and would-delete", would)
+	}
+
+	j, err = state.Open(e.journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	m = &Migrator{Config: Config{DryRun: true, Baseline: true, Folder: folder}, POP3: pop, IMAP: im, Journal: j, Stats: &Stats{}}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(e.journal); !bytes.Equal(before, after) || m.Stats.ToCopy.Load() != 0 {
+		t.Errorf("a dry run with --baseline: journal changed %v, would copy %d", !bytes.Equal(before, after), m.Stats.ToCopy.Load())
 	}
 }

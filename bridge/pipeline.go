@@ -260,9 +260,6 @@ func (p *pipeline) prepare(t task, body io.Reader) (*job, error) {
 // flushDeletes sends DELE for every message recorded appended since the last
 // call. This is the only place pop2imap deletes anything.
 func (p *pipeline) flushDeletes() error {
-	if p.cfg.DryRun {
-		return nil
-	}
 	p.mu.Lock()
 	ds := p.confirmed
 	p.confirmed = nil

@@ -8,7 +8,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
-	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -196,10 +195,9 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 			Folder: cfg.Folder, Recorded: pl.staleUIDValidity, Now: folder.uidValidity, Entries: pl.stale}})
 	}
 
-	if cfg.DryRun {
-		return m.dryRun(pc, ic, cfg, l, pl)
-	}
-	if len(pl.pending) > 0 && !folder.missing && !cfg.Baseline {
+	// The settling wait and the folder index only serve the copy, which a
+	// dry run does not make (see skipDestructive); they are not needed.
+	if len(pl.pending) > 0 && !folder.missing && !cfg.Baseline && !cfg.DryRun {
 		// Let the APPENDs an interrupted run left queued at the server
 		// land before the folder is searched for them.
 		if folder, err = settleFolder(ctx, ic, cfg.Folder, cfg.Timeout, folder); err != nil {
@@ -207,15 +205,17 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 		}
 	}
 	if cfg.Baseline {
-		for _, idx := range [][]int32{pl.pending, pl.fresh} {
-			if err := m.baseline(l, idx); err != nil {
-				return err
+		if !m.skipDestructive(cfg, nil) {
+			for _, idx := range [][]int32{pl.pending, pl.fresh} {
+				if err := m.baseline(l, idx); err != nil {
+					return err
+				}
 			}
 		}
 		pl.pending, pl.fresh = nil, nil
 	}
 
-	if folder.missing {
+	if folder.missing && !m.skipDestructive(cfg, nil) {
 		if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
 			return err
 		} else if created {
@@ -239,7 +239,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	// before each of them is appended, look for a copy that no other
 	// message owns.
 	var adopt *adopter
-	if copyList.len() > 0 && folder.messages > 0 {
+	if copyList.len() > 0 && folder.messages > 0 && !cfg.DryRun {
 		m.Stats.IndexTotal.Store(int64(folder.messages))
 		m.emit(Event{Kind: EventIndexing})
 		idx, err := buildIndex(ic, cfg.Folder, cfg.Timeout, func(done, total int64) {
@@ -261,8 +261,10 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 
 	m.Stats.SetupNanos.Add(int64(time.Since(setupStart)))
 	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable, maxSize: maxSize}
-	if err := p.run(ctx, copyList); err != nil {
-		return err
+	if !m.skipDestructive(cfg, func() { m.announce(cfg, l, pl, copyList) }) {
+		if err := p.run(ctx, copyList); err != nil {
+			return err
+		}
 	}
 
 	if err := pc.Quit(); err != nil {
@@ -352,10 +354,27 @@ func (m *Migrator) baseline(l *listing, idx []int32) error {
 	return nil
 }
 
-func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l *listing, pl *plan) error {
-	c := pl.copyList(l, cfg.Limit)
-	m.Stats.ToCopy.Store(int64(c.len()))
-	m.Stats.BytesToCopy.Store(c.bytes())
+// skipDestructive is the one gate in front of every step that writes or
+// deletes: a journal record, CREATE, RETR and APPEND, DELE. A dry run
+// takes the same path as a real one up to each such step, and there the
+// gate says no, after calling report, when given, to tell what would have
+// happened (as rclone's SkipDestructive does). Reading steps (logins, the
+// listing, STATUS) run in a dry run as in a real one; QUIT commits nothing,
+// since no DELE was sent.
+func (m *Migrator) skipDestructive(cfg *Config, report func()) bool {
+	if !cfg.DryRun {
+		return false
+	}
+	if report != nil {
+		report()
+	}
+	return true
+}
+
+// announce reports what a dry run would copy and delete: would-copy for
+// each message to copy, would-delete for each done message that may go and,
+// with Delete, for each message to copy.
+func (m *Migrator) announce(cfg *Config, l *listing, pl *plan, c *copyList) {
 	for k := range c.len() {
 		t := c.task(k)
 		m.emit(Event{Kind: EventWouldCopy, Number: t.num, UIDL: t.uidl, Size: t.size})
@@ -371,9 +390,4 @@ func (m *Migrator) dryRun(pc *pop3.Client, ic *imapclient.Client, cfg *Config, l
 			m.emit(Event{Kind: EventWouldDelete, Number: t.num, UIDL: t.uidl, Size: t.size})
 		}
 	}
-	if _, err := folderExists(ic, cfg.Folder, cfg.Timeout); err != nil {
-		return err
-	}
-	// Nothing was retrieved or deleted, so QUIT changes nothing.
-	return pc.Quit()
 }
