@@ -57,16 +57,16 @@ type Config struct {
 func (cfg *Config) withDefaults() Config {
 	c := *cfg
 	if c.Folder == "" {
-		c.Folder = "INBOX"
+		c.Folder = DefaultFolder
 	}
 	if c.IMAPConns <= 0 {
-		c.IMAPConns = 4
+		c.IMAPConns = DefaultIMAPConns
 	}
 	if c.IMAPConns > MaxIMAPConns {
 		c.IMAPConns = MaxIMAPConns
 	}
 	if c.Window <= 0 {
-		c.Window = 64
+		c.Window = DefaultWindow
 	}
 	if c.SpoolThreshold <= 0 {
 		c.SpoolThreshold = 1 << 20
@@ -84,17 +84,13 @@ func (cfg *Config) withDefaults() Config {
 		c.RetryDelay = time.Second
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = time.Minute
+		c.Timeout = DefaultTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	return c
 }
-
-// DefaultMaxMessageSize is the largest message copied when
-// Config.MaxMessageSize is 0.
-const DefaultMaxMessageSize = 256 << 20
 
 // TooLargeError is a message larger than pop2imap copies: over the IMAP
 // server's APPENDLIMIT or over Config.MaxMessageSize. It is not retrieved
@@ -121,10 +117,6 @@ func (cfg *Config) sizeLimit(appendLimit int64) (int64, bool) {
 	}
 	return cfg.MaxMessageSize, false
 }
-
-// MaxIMAPConns caps parallel IMAP connections: servers commonly limit a user
-// to about ten (Gmail to 15, Dovecot by default to 10 per user and IP).
-const MaxIMAPConns = 8
 
 // Stats are the run's counters. The pipeline only adds to them; the caller
 // may read them at any time to draw progress.

@@ -89,7 +89,7 @@ func (ep *Endpoint) timeout() time.Duration {
 	if ep.Timeout > 0 {
 		return ep.Timeout
 	}
-	return time.Minute
+	return DefaultTimeout
 }
 
 func (ep *Endpoint) host() string {

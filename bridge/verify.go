@@ -78,7 +78,8 @@ type Verifier struct {
 	// Quick trusts the journal and the sizes instead of comparing bytes:
 	// nothing is retrieved, only TOP n 0 for Message-IDs.
 	Quick bool
-	// Window is how many RETR commands may be in flight; 0 means 16.
+	// Window is how many RETR commands may be in flight; 0 means
+	// DefaultWindow.
 	Window int
 	// Timeout bounds each IMAP command; 0 means one minute.
 	Timeout time.Duration
@@ -93,15 +94,15 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 	stats := &VerifyStats{}
 	folder := v.Folder
 	if folder == "" {
-		folder = "INBOX"
+		folder = DefaultFolder
 	}
 	timeout := v.Timeout
 	if timeout <= 0 {
-		timeout = time.Minute
+		timeout = DefaultTimeout
 	}
 	window := v.Window
 	if window <= 0 {
-		window = 16
+		window = DefaultWindow
 	}
 
 	pc, err := dialPOP3Patiently(ctx, v.POP3)

@@ -32,9 +32,6 @@ type connOptions struct {
 	Timeout                           time.Duration
 }
 
-// defaultPOP3Window is the RETR window of migrate and verify alike.
-const defaultPOP3Window = 64
-
 // migrateOptions holds the flags of `pop2imap migrate`.
 type migrateOptions struct {
 	connOptions
@@ -69,8 +66,8 @@ func (o *connOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca-file", "", "trust the PEM certificates in `FILE` in addition to the system roots")
 	fs.StringVar(&o.TLSServerName, "tls-server-name", "", "verify certificates against `NAME` (for servers reached by IP address)")
 	fs.BoolVar(&o.AllowInsecureAuth, "allow-insecure-auth", false, "allow sending passwords unencrypted to hosts other than loopback")
-	fs.StringVar(&o.Folder, "folder", "INBOX", "target IMAP `FOLDER`, created if missing")
-	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "deadline for each command on the wire (0: one minute)")
+	fs.StringVar(&o.Folder, "folder", bridge.DefaultFolder, "target IMAP `FOLDER`, created if missing")
+	fs.DurationVar(&o.Timeout, "timeout", bridge.DefaultTimeout, "deadline for each command on the wire (0: one minute)")
 }
 
 // AddFlags registers the flags of migrate on fs.
@@ -86,8 +83,8 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.BoolVar(&o.Stats, "stats", false, "print where the time went: set-up, RETR, APPEND, the journal, messages in flight, the round trip")
-	fs.IntVar(&o.IMAPConns, "imap-conns", 4, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
-	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
+	fs.IntVar(&o.IMAPConns, "imap-conns", bridge.DefaultIMAPConns, fmt.Sprintf("parallel IMAP connections (1 to %d)", bridge.MaxIMAPConns))
+	fs.IntVar(&o.Window, "pop3-window", bridge.DefaultWindow, "RETR commands in flight when the POP3 server allows pipelining")
 	o.MaxMessageSize = bridge.DefaultMaxMessageSize
 	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 }

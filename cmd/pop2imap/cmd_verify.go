@@ -32,7 +32,7 @@ func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Report, "report", "", "write a JSON summary, with every message not identical, to `FILE`")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress: auto (a bar on a terminal, else a log line every 5s), always or never")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.IntVar(&o.Window, "pop3-window", defaultPOP3Window, "RETR commands in flight when the POP3 server allows pipelining")
+	fs.IntVar(&o.Window, "pop3-window", bridge.DefaultWindow, "RETR commands in flight when the POP3 server allows pipelining")
 	// verify only reads: the folder is never created.
 	fs.Lookup("folder").Usage = "IMAP `FOLDER` to check (it is only read, never created)"
 }

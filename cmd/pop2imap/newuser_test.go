@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/spf13/pflag"
 )
 
@@ -318,8 +319,8 @@ func TestVerifyFlags(t *testing.T) {
 	if strings.Contains(help.String(), "created if missing") {
 		t.Errorf("verify --help says the folder is created:\n%s", help.String())
 	}
-	if o.Window != defaultPOP3Window {
-		t.Errorf("verify --pop3-window defaults to %d, migrate to %d", o.Window, defaultPOP3Window)
+	if o.Window != bridge.DefaultWindow {
+		t.Errorf("verify --pop3-window defaults to %d, migrate to %d", o.Window, bridge.DefaultWindow)
 	}
 }
 

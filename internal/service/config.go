@@ -275,7 +275,7 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 	}
 	folder := ac.Folder
 	if folder == "" {
-		folder = "INBOX"
+		folder = bridge.DefaultFolder
 	}
 	if folder, err = bridge.CanonicalFolder(folder); err != nil {
 		return nil, fmt.Errorf("folder: %v", err)
