@@ -152,9 +152,9 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 	if cfg.Seen {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
 	}
-	delay := cfg.RetryDelay
+	retry := newPacer(cfg.Retries, cfg.RetryDelay)
 	created := false
-	for attempt := 0; ; attempt++ {
+	for {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -163,17 +163,14 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 			// Reconnecting failed: that says nothing about this message,
 			// so it must not be taken for a refusal of it.
 			var cerr *ConnectError
-			if !errors.As(err, &cerr) || !cerr.Temporary() || attempt >= cfg.Retries {
+			if !errors.As(err, &cerr) || !cerr.Temporary() || retry.attempts >= retry.retries {
 				return 0, err
 			}
 			m.Stats.Retries.Add(1)
 			m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return 0, ctx.Err()
+			if _, werr := retry.again(ctx); werr != nil {
+				return 0, werr
 			}
-			delay = min(delay*2, time.Minute)
 			continue
 		}
 		// The latency counts the wait for the connection's other literals
@@ -219,17 +216,14 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 		case errFatal:
 			return 0, fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
 		}
-		if attempt >= cfg.Retries {
-			return 0, fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, attempt+1, err)
+		if retry.attempts >= retry.retries {
+			return 0, fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, retry.attempts+1, err)
 		}
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return 0, ctx.Err()
+		if _, werr := retry.again(ctx); werr != nil {
+			return 0, werr
 		}
-		delay = min(delay*2, time.Minute)
 	}
 }
 

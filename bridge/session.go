@@ -36,20 +36,18 @@ func (m *Migrator) Run(ctx context.Context) error {
 	if m.Stats == nil {
 		m.Stats = &Stats{}
 	}
-	delay := cfg.RetryDelay
-	for attempt := 0; ; attempt++ {
+	retry := newPacer(cfg.Retries, cfg.RetryDelay)
+	retry.floor = func() time.Duration { return time.Duration(m.Stats.LoginDelay.Load()) }
+	for {
 		err := m.session(ctx, &cfg)
-		if err == nil || ctx.Err() != nil || !isTemporary(err) || attempt >= cfg.Retries {
+		if err == nil || ctx.Err() != nil || !isTemporary(err) || retry.attempts >= retry.retries {
 			return err
 		}
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Err: err})
-		select {
-		case <-time.After(max(delay, time.Duration(m.Stats.LoginDelay.Load()))):
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, werr := retry.again(ctx); werr != nil {
+			return werr
 		}
-		delay = min(delay*2, time.Minute)
 	}
 }
 

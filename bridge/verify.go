@@ -541,18 +541,17 @@ func (c *crlfCounter) total() int64 {
 // dropping the connection (as verify's own do) may hold the maildrop's
 // lock until the server notices, which it answers with [IN-USE].
 func dialPOP3Patiently(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
-	delay := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	retry := newPacer(5, 100*time.Millisecond)
+	for {
 		pc, err := DialPOP3(ctx, ep)
 		var cerr *ConnectError
-		if err == nil || attempt >= 5 || !errors.As(err, &cerr) || !cerr.Temporary() {
+		if err == nil || !errors.As(err, &cerr) || !cerr.Temporary() {
 			return pc, err
 		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if ok, werr := retry.again(ctx); werr != nil {
+			return nil, werr
+		} else if !ok {
+			return nil, err
 		}
-		delay = min(2*delay, time.Second)
 	}
 }
