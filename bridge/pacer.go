@@ -38,6 +38,7 @@ func (p *pacer) again(ctx context.Context) (bool, error) {
 	if p.floor != nil {
 		d = max(d, p.floor())
 	}
+	p.delay = min(p.delay*2, maxRetryDelay)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -45,6 +46,5 @@ func (p *pacer) again(ctx context.Context) (bool, error) {
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
-	p.delay = min(p.delay*2, maxRetryDelay)
 	return true, nil
 }

@@ -25,8 +25,10 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("a fourth retry of 3: %v, %v", ok, err)
 	}
 
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
 	p = newPacer(1, maxRetryDelay)
-	p.again(context.Background())
+	p.again(cancelled)
 	if p.delay != maxRetryDelay {
 		t.Fatalf("the wait grew past the cap to %v", p.delay)
 	}
@@ -36,9 +38,7 @@ func TestPacer(t *testing.T) {
 	p = newPacer(1, time.Nanosecond)
 	floorAsked := false
 	p.floor = func() time.Duration { floorAsked = true; return time.Hour }
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	ok, err := p.again(ctx)
+	ok, err := p.again(cancelled)
 	if ok || !errors.Is(err, context.Canceled) || !floorAsked {
 		t.Fatalf("cancelled wait with a floor: %v, %v (floor asked: %v)", ok, err, floorAsked)
 	}
