@@ -266,7 +266,7 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 	}
 	plan := &dryRunPlan{}
 	m.OnEvent = func(e bridge.Event) {
-		logEvent(logger, e)
+		e.Log(logger)
 		rep.add(e)
 		if e.Kind == bridge.EventWouldDelete {
 			plan.deletes.Add(1)
@@ -331,38 +331,4 @@ func newLogger(format string, verbose bool, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErrorf("--log-format must be text or json")
-}
-
-func logEvent(logger *slog.Logger, e bridge.Event) {
-	var attrs []any
-	if e.Number != 0 {
-		attrs = append(attrs, "msg_num", e.Number, "uidl", e.UIDL)
-	}
-	if e.Size > 0 {
-		attrs = append(attrs, "size", e.Size)
-	}
-	if e.UID != 0 {
-		attrs = append(attrs, "uid", e.UID)
-	}
-	if e.MessageID != "" {
-		attrs = append(attrs, "message_id", e.MessageID)
-	}
-	switch e.Kind {
-	case bridge.EventRefused:
-		logger.Warn("left on the POP3 server", append(attrs, "err", e.Err)...)
-	case bridge.EventRetry:
-		logger.Warn("temporary failure; retrying", append(attrs, "err", e.Err)...)
-	case bridge.EventRecovered:
-		logger.Info("found already in the folder from an interrupted run", attrs...)
-	case bridge.EventAdopted:
-		logger.Info("adopted: already in the folder, unknown to the journal; recorded, not appended again", attrs...)
-	case bridge.EventUIDValidityChanged:
-		logger.Warn(e.Err.Error())
-	case bridge.EventIndexing:
-		logger.Info("indexing the folder, to find messages already there that the journal does not know")
-	case bridge.EventFolderCreated:
-		logger.Info("created the target folder")
-	default:
-		logger.Debug(e.Kind.String(), attrs...)
-	}
 }

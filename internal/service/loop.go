@@ -248,7 +248,7 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 			return j, err
 		},
 		Stats:   stats,
-		OnEvent: l.logEvent,
+		OnEvent: func(e bridge.Event) { e.Log(l.log) },
 	}
 	err := m.Run(ctx)
 	var jerr *bridge.JournalError
@@ -258,34 +258,4 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 		l.close()
 	}
 	return err
-}
-
-func (l *accountLoop) logEvent(e bridge.Event) {
-	var attrs []any
-	if e.Number != 0 {
-		attrs = append(attrs, "msg_num", e.Number, "uidl", e.UIDL)
-	}
-	if e.Size > 0 {
-		attrs = append(attrs, "size", e.Size)
-	}
-	if e.UID != 0 {
-		attrs = append(attrs, "uid", e.UID)
-	}
-	if e.MessageID != "" {
-		attrs = append(attrs, "message_id", e.MessageID)
-	}
-	switch e.Kind {
-	case bridge.EventRefused:
-		l.log.Warn("left on the POP3 server", append(attrs, "err", e.Err)...)
-	case bridge.EventRecovered:
-		l.log.Info("found already in the folder from an interrupted run", attrs...)
-	case bridge.EventAdopted:
-		l.log.Info("adopted: already in the folder, unknown to the journal; recorded, not appended again", attrs...)
-	case bridge.EventUIDValidityChanged:
-		l.log.Warn(e.Err.Error())
-	case bridge.EventFolderCreated:
-		l.log.Info("created the target folder", "folder", l.acct.Bridge.Folder)
-	default:
-		l.log.Debug(e.Kind.String(), attrs...)
-	}
 }
