@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -144,48 +143,37 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 		return nil, nil, usageErrorf("--folder: %v", err)
 	}
 	o.Folder = folder
-	pop3TLS, err := bridge.ParseTLSMode(o.POP3TLS)
-	if err != nil {
-		return nil, nil, usageErrorf("--pop3-tls: %v", err)
-	}
-	imapTLS, err := bridge.ParseTLSMode(o.IMAPTLS)
-	if err != nil {
-		return nil, nil, usageErrorf("--imap-tls: %v", err)
-	}
-	pop3Auth, err := parseAuthFlag("pop3", o.POP3Auth, o.POP3TokenCmd != "" || o.POP3TokenFile != "")
-	if err != nil {
-		return nil, nil, err
-	}
-	imapAuth, err := parseAuthFlag("imap", o.IMAPAuth, o.IMAPTokenCmd != "" || o.IMAPTokenFile != "")
-	if err != nil {
-		return nil, nil, err
-	}
-	tlsConfig := &tls.Config{ServerName: o.TLSServerName}
-	if o.CAFile != "" {
-		pool, err := bridge.LoadRoots(o.CAFile)
-		if err != nil {
-			return nil, nil, usageErrorf("--ca-file: %v", err)
+	// A flag for each field of the one EndpointSpec builder.
+	flagFor := func(e *bridge.SpecError) string {
+		switch e.Field {
+		case "server":
+			return "--" + e.Proto
+		case "ca_file":
+			return "--ca-file"
 		}
-		tlsConfig.RootCAs = pool
+		return "--" + e.Proto + "-" + e.Field
 	}
-	pop3Addr, err := bridge.WithDefaultPort(o.POP3, pop3TLS, 995, 110)
+	build := func(spec bridge.EndpointSpec) (*bridge.Endpoint, error) {
+		ep, err := spec.Build()
+		var serr *bridge.SpecError
+		if errors.As(err, &serr) && serr.Value != "" {
+			return nil, usageErrorf("%s %s: %v", flagFor(serr), serr.Value, serr.Err)
+		}
+		if errors.As(err, &serr) {
+			return nil, usageErrorf("%s: %v", flagFor(serr), serr.Err)
+		}
+		return ep, err
+	}
+	pop3, err := build(bridge.EndpointSpec{Proto: "pop3", Server: o.POP3, User: o.POP3User, TLS: o.POP3TLS,
+		Auth: o.POP3Auth, CAFile: o.CAFile, TLSServerName: o.TLSServerName, AllowInsecureAuth: o.AllowInsecureAuth,
+		Timeout: o.Timeout, Secret: pop3Secret, OAuth2: o.POP3TokenCmd != "" || o.POP3TokenFile != ""})
 	if err != nil {
-		return nil, nil, usageErrorf("--pop3: %v", err)
-	}
-	imapAddr, err := bridge.WithDefaultPort(o.IMAP, imapTLS, 993, 143)
-	if err != nil {
-		return nil, nil, usageErrorf("--imap: %v", err)
-	}
-	pop3 := &bridge.Endpoint{Addr: pop3Addr, Username: o.POP3User, TLS: pop3TLS, TLSConfig: tlsConfig,
-		Secret: pop3Secret, Auth: pop3Auth, OAuth2: o.POP3TokenCmd != "" || o.POP3TokenFile != "",
-		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
-	imap := &bridge.Endpoint{Addr: imapAddr, Username: o.IMAPUser, TLS: imapTLS, TLSConfig: tlsConfig,
-		Secret: imapSecret, Auth: imapAuth, OAuth2: o.IMAPTokenCmd != "" || o.IMAPTokenFile != "",
-		AllowInsecureAuth: o.AllowInsecureAuth, Timeout: o.Timeout}
-	if err := pop3.CheckAuthAllowed("pop3"); err != nil {
 		return nil, nil, err
 	}
-	if err := imap.CheckAuthAllowed("imap"); err != nil {
+	imap, err := build(bridge.EndpointSpec{Proto: "imap", Server: o.IMAP, User: o.IMAPUser, TLS: o.IMAPTLS,
+		Auth: o.IMAPAuth, CAFile: o.CAFile, TLSServerName: o.TLSServerName, AllowInsecureAuth: o.AllowInsecureAuth,
+		Timeout: o.Timeout, Secret: imapSecret, OAuth2: o.IMAPTokenCmd != "" || o.IMAPTokenFile != ""})
+	if err != nil {
 		return nil, nil, err
 	}
 	return pop3, imap, nil

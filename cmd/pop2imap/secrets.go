@@ -84,25 +84,9 @@ func (s secretSource) resolve() (bridge.SecretFunc, error) {
 	}, nil
 }
 
-// parseAuthFlag parses --pop3-auth or --imap-auth. A token command implies
-// OAuth2, so it cannot go with a password mechanism.
-func parseAuthFlag(proto, value string, haveTokenCmd bool) (bridge.AuthMech, error) {
-	if value == "" {
-		value = "auto"
-	}
-	m, err := bridge.ParseAuthMech(proto, value)
-	if err != nil {
-		return "", usageErrorf("--%s-auth: %v", proto, err)
-	}
-	if haveTokenCmd && m != bridge.AuthAuto && !m.OAuth2() {
-		return "", usageErrorf("--%s-oauth2-token-cmd prints an OAuth2 token, but --%s-auth %s takes a password (use xoauth2 or oauthbearer)",
-			proto, proto, value)
-	}
-	return m, nil
-}
-
 // isOAuth2Mech reports whether a --pop3-auth or --imap-auth value names an
-// OAuth2 mechanism; bad values are left for parseAuthFlag to report.
+// OAuth2 mechanism; bad values are left for bridge.EndpointSpec.Build to
+// report.
 func isOAuth2Mech(value string) bool {
 	m, err := bridge.ParseAuthMech("imap", value)
 	return err == nil && m.OAuth2()

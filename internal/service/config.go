@@ -3,7 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,11 +264,11 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 	if warnings == nil {
 		warn = nil
 	}
-	pop3, err := ac.POP3.endpoint("pop3", 995, 110, timeout, baseDir, warn)
+	pop3, err := ac.POP3.endpoint("pop3", timeout, baseDir, warn)
 	if err != nil {
 		return nil, err
 	}
-	imap, err := ac.IMAP.endpoint("imap", 993, 143, timeout, baseDir, warn)
+	imap, err := ac.IMAP.endpoint("imap", timeout, baseDir, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -322,31 +321,12 @@ func (ac *accountConfig) resolve(def Defaults, baseDir, label string, warnings *
 // endpoint builds the endpoint of one side of an account. With warn set, a
 // password reference that cannot be resolved is passed to warn, and the
 // endpoint's secret returns that error at login.
-func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout time.Duration, baseDir string, warn func(string)) (*bridge.Endpoint, error) {
+func (sc *serverConfig) endpoint(proto string, timeout time.Duration, baseDir string, warn func(string)) (*bridge.Endpoint, error) {
 	if sc.Server == "" {
 		return nil, fmt.Errorf("%s.server is missing", proto)
 	}
 	if sc.User == "" {
 		return nil, fmt.Errorf("%s.user is missing", proto)
-	}
-	mode := bridge.TLSImplicit
-	if sc.TLS != "" {
-		var err error
-		if mode, err = bridge.ParseTLSMode(sc.TLS); err != nil {
-			return nil, fmt.Errorf("%s.tls: %v", proto, err)
-		}
-	}
-	addr, err := bridge.WithDefaultPort(sc.Server, mode, tlsPort, plainPort)
-	if err != nil {
-		return nil, fmt.Errorf("%s.server: %v", proto, err)
-	}
-	auth := sc.Auth
-	if auth == "" {
-		auth = "auto"
-	}
-	mech, err := bridge.ParseAuthMech(proto, auth)
-	if err != nil {
-		return nil, fmt.Errorf("%s.auth: %v", proto, err)
 	}
 	ref, err := secret.Parse(sc.Password)
 	if err != nil {
@@ -364,26 +344,26 @@ func (sc *serverConfig) endpoint(proto string, tlsPort, plainPort int, timeout t
 	default:
 		secretFn = src.Resolve
 	}
-	tlsConfig := &tls.Config{ServerName: sc.TLSServerName}
-	if sc.CAFile != "" {
-		path, err := secret.ExpandEnv(sc.CAFile)
-		if err != nil {
+	caFile := sc.CAFile
+	if caFile != "" {
+		if caFile, err = secret.ExpandEnv(caFile); err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %v", proto, err)
 		}
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(baseDir, path)
+		if !filepath.IsAbs(caFile) {
+			caFile = filepath.Join(baseDir, caFile)
 		}
-		pool, err := bridge.LoadRoots(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s.ca_file: %v", proto, err)
-		}
-		tlsConfig.RootCAs = pool
 	}
-	ep := &bridge.Endpoint{
-		Addr: addr, Username: sc.User, TLS: mode, TLSConfig: tlsConfig, Secret: secretFn,
-		Auth: mech, OAuth2: mech.OAuth2() || ref.OAuth2(), AllowInsecureAuth: sc.AllowInsecureAuth, Timeout: timeout,
+	ep, err := bridge.EndpointSpec{Proto: proto, Server: sc.Server, User: sc.User, TLS: sc.TLS, Auth: sc.Auth,
+		CAFile: caFile, TLSServerName: sc.TLSServerName, AllowInsecureAuth: sc.AllowInsecureAuth,
+		Timeout: timeout, Secret: secretFn, OAuth2: ref.OAuth2()}.Build()
+	var serr *bridge.SpecError
+	if errors.As(err, &serr) && serr.Value != "" {
+		return nil, fmt.Errorf("%s.%s = %q: %v", proto, serr.Field, serr.Value, serr.Err)
 	}
-	if err := ep.CheckAuthAllowed(proto); err != nil {
+	if errors.As(err, &serr) {
+		return nil, fmt.Errorf("%s.%s: %v", proto, serr.Field, serr.Err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%v (use %s.tls = \"implicit\" or \"starttls\", or allow_insecure_auth = true if you accept that)", err, proto)
 	}
 	return ep, nil
