@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -17,6 +18,8 @@ import (
 // so that two appenders failing together close the connection only once.
 type imapConn struct {
 	ep *Endpoint
+	// timeout bounds each command's reply (Config.Timeout).
+	timeout time.Duration
 	// win is how many of the connection's appenders may have a message in
 	// flight. With LITERAL+ their APPENDs go out back to back and share
 	// each round trip; with synchronizing literals the next one's command
@@ -24,7 +27,7 @@ type imapConn struct {
 	win *appendWindow
 
 	mu      sync.Mutex
-	c       *appendConn
+	c       *imapappend.Client
 	gen     int
 	dialErr error // warm's failure, for the first get to report
 }
@@ -33,13 +36,13 @@ type imapConn struct {
 // link's round trip on it with one NOOP. The NOOP goes out first, so that
 // no APPEND queued ahead of it at the server delays its reply (or makes it
 // time out); the APPENDs follow without waiting for that reply.
-func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duration) {
+func (ic *imapConn) warm(ctx context.Context, stats *Stats) {
 	ic.mu.Lock()
 	if ic.c != nil {
 		ic.mu.Unlock()
 		return
 	}
-	c, err := dialAppendConn(ctx, ic.ep)
+	c, err := dialAppendClient(ctx, ic.ep, ic.timeout)
 	if err != nil {
 		ic.dialErr = err
 		ic.mu.Unlock()
@@ -49,7 +52,7 @@ func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duratio
 	ic.gen++
 	queued := make(chan struct{})
 	go func() {
-		rtt, err := c.Noop(timeout, func() { close(queued) })
+		rtt, err := c.Noop(func() { close(queued) })
 		if err == nil {
 			storeMin(&stats.RTTNanos, int64(rtt))
 		}
@@ -63,7 +66,7 @@ func (ic *imapConn) warm(ctx context.Context, stats *Stats, timeout time.Duratio
 	ic.mu.Unlock()
 }
 
-func (ic *imapConn) get(ctx context.Context) (*appendConn, int, error) {
+func (ic *imapConn) get(ctx context.Context) (*imapappend.Client, int, error) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	if err := ic.dialErr; err != nil {
@@ -73,7 +76,7 @@ func (ic *imapConn) get(ctx context.Context) (*appendConn, int, error) {
 		return nil, 0, err
 	}
 	if ic.c == nil {
-		c, err := dialAppendConn(ctx, ic.ep)
+		c, err := dialAppendClient(ctx, ic.ep, ic.timeout)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -176,8 +179,11 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 		// The latency counts the wait for the connection's other literals
 		// to go out: a queue there is one the window made too deep.
 		sent := time.Now()
-		data, err := c.Append(cfg.Folder, j.sp, opts, cfg.Timeout)
+		data, err := w.append(ctx, c, j, opts)
 		latency := time.Since(sent)
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return 0, err // cancelled before the APPEND went out
+		}
 		m.Stats.AppendNanos.Add(int64(latency))
 		m.Stats.AppendCount.Add(1)
 		if err == nil {
@@ -198,7 +204,7 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 			if created {
 				return 0, fmt.Errorf("imap: APPEND to %q: %w (even after creating it)", cfg.Folder, err)
 			}
-			if cerr := c.Create(cfg.Folder, cfg.Timeout); cerr != nil {
+			if cerr := c.Create(ctx, cfg.Folder); cerr != nil {
 				return 0, cerr
 			}
 			created = true
@@ -225,6 +231,15 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 			return 0, werr
 		}
 	}
+}
+
+// append sends the job's spooled message.
+func (w *appender) append(ctx context.Context, c *imapappend.Client, j *job, opts *imap.AppendOptions) (*imap.AppendData, error) {
+	r, err := j.sp.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return c.Append(ctx, w.p.cfg.Folder, r, j.sp.size, opts)
 }
 
 // recordAppended records the append, or the copy found in the folder, and

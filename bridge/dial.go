@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/pop3"
 )
 
@@ -492,9 +493,32 @@ func loginIMAP(c *imapclient.Client, ep *Endpoint, secret string) error {
 	}); err != nil {
 		return fail(err)
 	}
+	within := func(f func() error) error { return withDeadline(c, ep.timeout(), f) }
+	return logInIMAP(goIMAPLogin{c}, ep, caps, secret, within)
+}
+
+// imapLogin is what the login flow needs of an IMAP client: go-imap's, for
+// DialIMAP, and imapappend's Setup, for the APPEND connections.
+type imapLogin interface {
+	login(username, password string) error
+	authenticate(client sasl.Client) error
+}
+
+type goIMAPLogin struct{ c *imapclient.Client }
+
+func (l goIMAPLogin) login(username, password string) error {
+	return l.c.Login(username, password).Wait()
+}
+func (l goIMAPLogin) authenticate(client sasl.Client) error { return l.c.Authenticate(client) }
+
+// logInIMAP is the one IMAP login flow: it chooses the mechanism the
+// endpoint forces or the best the server offers (caps), refuses to send a
+// password in plain text, logs in through l within the deadline that
+// within sets, and maps a failure to an AuthError or a ConnectError.
+func logInIMAP(l imapLogin, ep *Endpoint, caps imap.CapSet, secret string, within func(func() error) error) error {
 	mech, err := chooseIMAPMech(ep, caps)
 	if err != nil {
-		return fail(err)
+		return &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "login", Err: redact(err, secret)}
 	}
 	if mech.sendsSecret() && !ep.secureLink() && !ep.AllowInsecureAuth {
 		return ep.insecureAuthError("imap", mech)
@@ -503,18 +527,118 @@ func loginIMAP(c *imapclient.Client, ep *Endpoint, secret string) error {
 	login := func() error {
 		switch mech {
 		case AuthLogin:
-			return c.Login(ep.Username, secret).Wait()
+			return l.login(ep.Username, secret)
 		case AuthPlain:
-			return c.Authenticate(sasl.NewPlainClient("", ep.Username, secret))
+			return l.authenticate(sasl.NewPlainClient("", ep.Username, secret))
 		default:
 			oauth = newOAuthClient(ep, mech, secret, false)
-			return c.Authenticate(oauth)
+			return l.authenticate(oauth)
 		}
 	}
-	if err := withDeadline(c, ep.timeout(), login); err != nil {
+	if err := within(login); err != nil {
 		return loginError(err, ep, mech, caps, oauth, secret)
 	}
 	return nil
+}
+
+// dialAppendClient connects, secures and logs in a connection for APPENDs,
+// with the same steps, mechanism choice and errors as DialIMAP. timeout
+// bounds each APPEND's reply.
+func dialAppendClient(ctx context.Context, ep *Endpoint, timeout time.Duration) (*imapappend.Client, error) {
+	return loginWithRefresh(ctx, ep, "imap", func(secret string) (*imapappend.Client, error) {
+		s, caps, err := connectAppendIMAP(ctx, ep)
+		if err != nil {
+			return nil, err
+		}
+		caps, err = loginAppendIMAP(s, caps, ep, secret)
+		if err != nil {
+			s.NetConn().Close()
+			return nil, err
+		}
+		return imapappend.NewClient(s.NetConn(), caps, &imapappend.Options{Timeout: timeout}), nil
+	})
+}
+
+// connectAppendIMAP opens and secures an IMAP connection for APPENDs, up
+// to the point of login, and returns the capabilities the server announced.
+func connectAppendIMAP(ctx context.Context, ep *Endpoint) (*imapappend.Setup, imap.CapSet, error) {
+	fail := func(op string, err error) error {
+		return &ConnectError{Proto: "imap", Addr: ep.Addr, Op: op, Err: err}
+	}
+	conn, err := dialTCP(ctx, ep.Addr, ep.timeout())
+	if err != nil {
+		return nil, nil, fail("dial", err)
+	}
+	if ep.TLS == TLSImplicit {
+		tc, err := ep.handshake(ctx, conn)
+		if err != nil {
+			conn.Close()
+			return nil, nil, fail("tls", err)
+		}
+		conn = tc
+	} else {
+		conn = newGreetingConn(conn, "imap", ep.Addr)
+	}
+	s := imapappend.NewSetup(conn)
+	conn.SetDeadline(time.Now().Add(ep.timeout()))
+	caps, err := s.Greeting()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fail("greeting", greetingError(conn, err))
+	}
+	if ep.TLS == TLSStartTLS {
+		// As in connectIMAP, STARTTLS is sent whatever the greeting said.
+		err := s.StartTLS(func(conn net.Conn) (net.Conn, error) { return ep.handshake(ctx, conn) })
+		if err != nil {
+			conn.Close()
+			return nil, nil, fail("tls", err)
+		}
+		caps = nil // what was said in plain text no longer counts
+	}
+	if caps == nil {
+		if caps, err = s.Capability(); err != nil {
+			s.NetConn().Close()
+			return nil, nil, fail("capability", err)
+		}
+	}
+	s.NetConn().SetDeadline(time.Time{})
+	return s, caps, nil
+}
+
+// loginAppendIMAP logs in through logInIMAP and returns the capabilities
+// after login.
+func loginAppendIMAP(s *imapappend.Setup, caps imap.CapSet, ep *Endpoint, secret string) (imap.CapSet, error) {
+	conn := s.NetConn()
+	conn.SetDeadline(time.Now().Add(ep.timeout()))
+	defer conn.SetDeadline(time.Time{})
+	l := &appendLogin{s: s}
+	if err := logInIMAP(l, ep, caps, secret, func(f func() error) error { return f() }); err != nil {
+		return nil, err
+	}
+	if l.caps != nil {
+		return l.caps, nil
+	}
+	caps, err := s.Capability()
+	if err != nil {
+		return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "login", Err: redact(err, secret)}
+	}
+	return caps, nil
+}
+
+// appendLogin keeps the capabilities a login reply lists.
+type appendLogin struct {
+	s    *imapappend.Setup
+	caps imap.CapSet
+}
+
+func (l *appendLogin) login(username, password string) (err error) {
+	l.caps, err = l.s.Login(username, password)
+	return err
+}
+
+func (l *appendLogin) authenticate(client sasl.Client) (err error) {
+	l.caps, err = l.s.Authenticate(client)
+	return err
 }
 
 // loginError turns a failed IMAP login into an AuthError when the server

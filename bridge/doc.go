@@ -31,15 +31,16 @@
 //   - listing.go, plan.go: the listing and what to do with each message.
 //   - pipeline.go: pipelined RETR into the spool, and the one place that
 //     deletes (flushDeletes).
-//   - appender.go, appendconn.go, window.go: APPENDs on connections of our
-//     own, with LITERAL+ and an in-flight window adapted to the link.
+//   - appender.go, window.go: APPENDs on internal/imapappend connections,
+//     with LITERAL+ and an in-flight window adapted to the link.
 //   - folderindex.go, target.go, settle.go: the folder index and the one
 //     matcher that decides whether the folder already holds a message, for
 //     migrate and verify alike.
 //   - verify.go: Verifier, which only reads and reports one mark per
 //     message.
 //   - dial.go, auth.go, endpoint.go, greeting.go, folder.go: connecting,
-//     TLS, login and folder names.
+//     TLS, login (one flow for go-imap's client and the APPEND
+//     connections) and folder names.
 //
 // The package never prints: it counts into Stats and reports Events, and
 // cmd/pop2imap draws them.

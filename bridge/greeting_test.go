@@ -75,9 +75,9 @@ func TestPlainToImplicitTLSPort(t *testing.T) {
 			return err
 		},
 		"imap append": func(ctx context.Context, ep *Endpoint) error {
-			c, err := dialAppendConn(ctx, ep)
+			c, err := dialAppendClient(ctx, ep, ep.timeout())
 			if err == nil {
-				c.conn.Close()
+				c.Close()
 			}
 			return err
 		},

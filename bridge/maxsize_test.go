@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
 )
@@ -231,7 +232,7 @@ func TestSizeLimit(t *testing.T) {
 		{imap.CapSet{"APPENDLIMIT=35882577": {}}, 0, 35882577, true},
 	} {
 		cfg := (&Config{MaxMessageSize: tc.max}).withDefaults()
-		got, isAppend := cfg.sizeLimit(appendLimit(tc.caps))
+		got, isAppend := cfg.sizeLimit(imapappend.AppendLimit(tc.caps))
 		if got != tc.want || isAppend != tc.isAppend {
 			t.Errorf("caps %v, MaxMessageSize %d: %d, %v; want %d, %v", tc.caps, tc.max, got, isAppend, tc.want, tc.isAppend)
 		}

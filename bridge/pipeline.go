@@ -80,11 +80,11 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 		// Each connection has up to maxAppendsPerConn appenders, of which
 		// its window lets some take jobs: the window, not the number of
 		// goroutines or connections, sets how much is in flight.
-		conn := &imapConn{ep: p.m.IMAP, win: newAppendWindow(maxAppendsPerConn)}
+		conn := &imapConn{ep: p.m.IMAP, timeout: p.cfg.Timeout, win: newAppendWindow(maxAppendsPerConn)}
 		defer conn.close()
 		// Log in now, while the first RETRs are on their way, rather than
 		// when the first message arrives.
-		go conn.warm(abort, p.m.Stats, p.cfg.Timeout)
+		go conn.warm(abort, p.m.Stats)
 		for k := 0; k < maxAppendsPerConn; k++ {
 			wg.Add(1)
 			go func() {

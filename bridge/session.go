@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -222,7 +223,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 
 	copyList := pl.copyList(l, cfg.Limit)
-	maxSize, isAppendLimit := cfg.sizeLimit(appendLimit(ic.Caps()))
+	maxSize, isAppendLimit := cfg.sizeLimit(imapappend.AppendLimit(ic.Caps()))
 	copyList.dropTooLarge(maxSize, func(t task) {
 		m.Stats.LeftBehind.Add(1)
 		m.emit(Event{Kind: EventRefused, Number: t.num, UIDL: t.uidl, Size: t.size,

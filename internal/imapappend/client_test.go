@@ -1,4 +1,4 @@
-package bridge
+package imapappend
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-sasl"
 )
 
 // scriptedIMAP is a fake IMAP server for one connection: it greets with
@@ -98,32 +99,36 @@ func newScriptedIMAP(t *testing.T, caps string, script func(s *imapScript)) *scr
 	return srv
 }
 
-func (srv *scriptedIMAP) dial(t *testing.T) *appendConn {
+// dial logs in to the scripted server through a Setup, as bridge's dial.go
+// does, and starts a Client on the connection.
+func (srv *scriptedIMAP) dial(t *testing.T, timeout time.Duration) *Client {
 	t.Helper()
-	ep := &Endpoint{Addr: srv.ln.Addr().String(), Username: "u", TLS: TLSNone, Timeout: 5 * time.Second,
-		Secret: func(context.Context) (string, error) { return "pw", nil }}
-	c, err := dialAppendConn(context.Background(), ep)
+	conn, err := net.Dial("tcp", srv.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := NewSetup(conn)
+	if _, err := s.Greeting(); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := s.Authenticate(sasl.NewPlainClient("", "u", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(s.NetConn(), caps, &Options{Timeout: timeout})
 	t.Cleanup(c.Close)
 	return c
 }
 
-func memSpool(t *testing.T, b []byte) *spool {
-	t.Helper()
-	sp, err := spoolMessage(bytes.NewReader(b), 0, 1<<20, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sp.Close() })
-	return sp
+// appendBytes appends b to mailbox.
+func appendBytes(c *Client, mailbox string, b []byte, opts *imap.AppendOptions) (*imap.AppendData, error) {
+	return c.Append(context.Background(), mailbox, bytes.NewReader(b), int64(len(b)), opts)
 }
 
-// TestAppendConnPipelines shows that with LITERAL+ the APPENDs do not wait
+// TestClientPipelines shows that with LITERAL+ the APPENDs do not wait
 // for one another: the server reads every command, literal and all, before
 // it answers any, and answers them in reverse order.
-func TestAppendConnPipelines(t *testing.T) {
+func TestClientPipelines(t *testing.T) {
 	const n = 5
 	lines := make(chan string, n)
 	srv := newScriptedIMAP(t, "IMAP4rev1 LITERAL+ UIDPLUS", func(s *imapScript) {
@@ -149,7 +154,7 @@ func TestAppendConnPipelines(t *testing.T) {
 			s.send("%s OK [APPENDUID 7 %s] Append completed.", cmds[i].tag, uid)
 		}
 	})
-	c := srv.dial(t)
+	c := srv.dial(t, 5*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	date := time.Date(2024, 3, 5, 14, 7, 9, 0, time.FixedZone("", -5*3600))
@@ -157,8 +162,7 @@ func TestAppendConnPipelines(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sp := memSpool(t, []byte(fmt.Sprintf("message %d", i)))
-			data, err := c.Append("Archive/Büro", sp, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date}, 5*time.Second)
+			data, err := appendBytes(c, "Archive/Büro", []byte(fmt.Sprintf("message %d", i)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
 			if err != nil {
 				errs <- err
 				return
@@ -181,9 +185,9 @@ func TestAppendConnPipelines(t *testing.T) {
 	}
 }
 
-// TestAppendConnSyncLiteral: without LITERAL+ the client waits for "+", and a
+// TestClientSyncLiteral: without LITERAL+ the client waits for "+", and a
 // refusal instead of "+" ends that APPEND alone, with the server's error.
-func TestAppendConnSyncLiteral(t *testing.T) {
+func TestClientSyncLiteral(t *testing.T) {
 	var got []string
 	srv := newScriptedIMAP(t, "IMAP4rev1 UIDPLUS", func(s *imapScript) {
 		// The first APPEND is refused before its literal.
@@ -195,29 +199,26 @@ func TestAppendConnSyncLiteral(t *testing.T) {
 		got = append(got, line, string(lit), fmt.Sprint(err))
 		s.send("%s OK [APPENDUID 1 1] done", tag)
 	})
-	c := srv.dial(t)
-	_, err := c.Append("Nope", memSpool(t, []byte("hello")), nil, 5*time.Second)
+	c := srv.dial(t, 5*time.Second)
+	_, err := appendBytes(c, "Nope", []byte("hello"), nil)
 	var ierr *imap.Error
 	if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeTryCreate {
 		t.Fatalf("first APPEND: %v, want NO [TRYCREATE]", err)
 	}
-	if kind, certain := classifyAppendError(err); kind != errTryCreate || !certain {
-		t.Errorf("classified as %v, certain %v", kind, certain)
-	}
-	data, err := c.Append("INBOX", memSpool(t, []byte("hello")), nil, 5*time.Second)
+	data, err := appendBytes(c, "INBOX", []byte("hello"), nil)
 	if err != nil || data.UID != 1 {
 		t.Fatalf("second APPEND: %v, %v", data, err)
 	}
 	<-srv.done
-	want := []string{"P2 APPEND \"Nope\" {5}\r\n", `APPEND "INBOX" {5}`, "hello", "<nil>"}
+	want := []string{"P1 APPEND \"Nope\" {5}\r\n", `APPEND "INBOX" {5}`, "hello", "<nil>"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("server got %q, want %q", got, want)
 	}
 }
 
-// TestAppendConnFailures covers what ends a connection, and what each
+// TestClientFailures covers what ends a connection, and what each
 // pending APPEND is told.
-func TestAppendConnFailures(t *testing.T) {
+func TestClientFailures(t *testing.T) {
 	tests := []struct {
 		name    string
 		caps    string
@@ -237,11 +238,10 @@ func TestAppendConnFailures(t *testing.T) {
 				if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeBye {
 					t.Errorf("got %v, want the BYE", err)
 				}
-				if _, certain := classifyAppendError(err); certain {
-					t.Error("outcome classified as known")
-				}
-				if !isTemporary(err) {
-					t.Error("a dropped connection should be retried")
+				// Not a NO or BAD: the caller cannot tell whether the
+				// message was stored.
+				if ierr != nil && ierr.Type != imap.StatusResponseTypeBye {
+					t.Errorf("got a %s", ierr.Type)
 				}
 			},
 		},
@@ -257,8 +257,9 @@ func TestAppendConnFailures(t *testing.T) {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Errorf("got %v, want a deadline error", err)
 				}
-				if _, certain := classifyAppendError(err); certain {
-					t.Error("outcome classified as known")
+				var ierr *imap.Error
+				if errors.As(err, &ierr) {
+					t.Errorf("a timeout reported as the server's %v", ierr)
 				}
 			},
 		},
@@ -302,8 +303,8 @@ func TestAppendConnFailures(t *testing.T) {
 				if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeTooBig {
 					t.Errorf("got %v, want TOOBIG", err)
 				}
-				if kind, certain := classifyAppendError(err); kind != errRefused || !certain {
-					t.Errorf("classified as %v, certain %v; want a refusal", kind, certain)
+				if ierr != nil && ierr.Type != imap.StatusResponseTypeNo {
+					t.Errorf("got a %s, want NO", ierr.Type)
 				}
 			},
 		},
@@ -312,9 +313,8 @@ func TestAppendConnFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv := newScriptedIMAP(t, tt.caps, tt.script)
-			c := srv.dial(t)
-			timeout := orDefault(tt.timeout, 5*time.Second)
-			_, err := c.Append("INBOX", memSpool(t, []byte("hello")), nil, timeout)
+			c := srv.dial(t, orDefault(tt.timeout, 5*time.Second))
+			_, err := appendBytes(c, "INBOX", []byte("hello"), nil)
 			tt.check(t, err)
 		})
 	}
@@ -340,5 +340,82 @@ func TestQuoteMailbox(t *testing.T) {
 		if got := quoteMailbox(tt.in); got != tt.want {
 			t.Errorf("quoteMailbox(%q) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestClientCancelledBeforeSending: an APPEND whose context is done is not
+// sent at all, so its outcome is known, and the connection goes on.
+func TestClientCancelledBeforeSending(t *testing.T) {
+	got := make(chan string, 2)
+	srv := newScriptedIMAP(t, "IMAP4rev1 LITERAL+ UIDPLUS", func(s *imapScript) {
+		tag, line, lit, err := s.command()
+		got <- fmt.Sprintf("%s %s %s %v", tag, line, lit, err)
+		s.send("%s OK [APPENDUID 1 1] done", tag)
+	})
+	c := srv.dial(t, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Append(ctx, "INBOX", strings.NewReader("never"), 5, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled APPEND: %v, want context.Canceled", err)
+	}
+	if err := c.Create(ctx, "Box"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled CREATE: %v, want context.Canceled", err)
+	}
+	if _, err := appendBytes(c, "INBOX", []byte("sent"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if g, want := <-got, `P1 APPEND "INBOX" {4+} sent <nil>`; g != want {
+		t.Errorf("server got %q, want %q", g, want)
+	}
+}
+
+// TestClientShortReader: a reader that ends before the announced size
+// cannot finish the literal, so the connection ends rather than let the
+// next command's bytes complete it.
+func TestClientShortReader(t *testing.T) {
+	srv := newScriptedIMAP(t, "IMAP4rev1 LITERAL+", func(s *imapScript) {
+		s.br.ReadString('\n') // read the command, never the literal
+		time.Sleep(time.Second)
+	})
+	c := srv.dial(t, 5*time.Second)
+	_, err := c.Append(context.Background(), "INBOX", strings.NewReader("short"), 10, nil)
+	if err == nil || !strings.Contains(err.Error(), "after 5 of its 10 bytes") {
+		t.Fatalf("got %v, want a short message", err)
+	}
+	if _, err := appendBytes(c, "INBOX", []byte("next"), nil); err == nil {
+		t.Error("the connection went on after a half-sent literal")
+	}
+}
+
+// TestSetupHandsOverReadAhead: bytes the server sent right after the
+// login reply, read ahead by the Setup, reach the Client: here a BYE, which
+// the Client must report when the connection then ends.
+func TestSetupHandsOverReadAhead(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	go func() {
+		defer server.Close()
+		br := bufio.NewReader(server)
+		io.WriteString(server, "* OK [CAPABILITY IMAP4rev1 LITERAL+] hi\r\n")
+		br.ReadString('\n')
+		// The login reply and the BYE in one write, so that the Setup
+		// reads both at once.
+		io.WriteString(server, "S1 OK [CAPABILITY IMAP4rev1 LITERAL+] in\r\n* BYE going away\r\n")
+		br.ReadString('\n') // the APPEND; then the connection ends
+	}()
+	s := NewSetup(client)
+	if _, err := s.Greeting(); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := s.Login("u", "pw")
+	if err != nil || !caps.Has(imap.CapLiteralPlus) {
+		t.Fatalf("login: %v, caps %v", err, caps)
+	}
+	c := NewClient(s.NetConn(), caps, &Options{Timeout: 5 * time.Second})
+	defer c.Close()
+	_, err = appendBytes(c, "INBOX", []byte("x"), nil)
+	var ierr *imap.Error
+	if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeBye {
+		t.Fatalf("APPEND: %v; want the BYE that was read ahead", err)
 	}
 }
