@@ -15,7 +15,6 @@ import (
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/service"
-	"github.com/pop2imap/pop2imap/state"
 )
 
 // minInterval is the floor under --interval and the file's intervals unless
@@ -259,12 +258,9 @@ func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	journal := o.State
-	if journal == "" {
-		journal, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
-		if err != nil {
-			return nil, nil, fmt.Errorf("finding the state directory: %w (set --state)", err)
-		}
+	journal, err := journalFor(o.State, o.Folder, pop3, imap)
+	if err != nil {
+		return nil, nil, err
 	}
 	return []service.Account{{
 		Name: "default",

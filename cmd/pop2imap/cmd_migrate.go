@@ -179,6 +179,20 @@ func (o *connOptions) endpoints(pop3Secret, imapSecret bridge.SecretFunc) (*brid
 	return pop3, imap, nil
 }
 
+// journalFor is --state when given, or else the default journal of this
+// pair of endpoints and folder: migrate, verify and the one-account bridge
+// agree on it.
+func journalFor(explicit, folder string, pop3, imap *bridge.Endpoint) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	path, err := state.DefaultPath(pop3.Addr, pop3.Username, imap.Addr, imap.Username, folder)
+	if err != nil {
+		return "", fmt.Errorf("finding the state directory: %w (set --state)", err)
+	}
+	return path, nil
+}
+
 // runMigrate runs one migration with resolved secrets. The demo calls it too,
 // so the demo exercises exactly the code a real migration runs.
 func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret bridge.SecretFunc, stdout, stderr io.Writer) error {
@@ -204,12 +218,9 @@ func runMigrate(ctx context.Context, o *migrateOptions, pop3Secret, imapSecret b
 		return usageErrorf("--progress must be auto, always or never")
 	}
 
-	journalPath := o.State
-	if journalPath == "" {
-		journalPath, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
-		if err != nil {
-			return fmt.Errorf("finding the state directory: %w (set --state)", err)
-		}
+	journalPath, err := journalFor(o.State, o.Folder, pop3, imap)
+	if err != nil {
+		return err
 	}
 	// Every output path is checked before anything connects, so that a
 	// typo fails at once instead of after the whole mailbox was copied.

@@ -98,12 +98,9 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 
-	journalPath := o.State
-	if journalPath == "" {
-		journalPath, err = state.DefaultPath(pop3.Addr, o.POP3User, imap.Addr, o.IMAPUser, o.Folder)
-		if err != nil {
-			return fmt.Errorf("finding the state directory: %w (set --state)", err)
-		}
+	journalPath, err := journalFor(o.State, o.Folder, pop3, imap)
+	if err != nil {
+		return err
 	}
 	// verify never creates a journal; it reads the one migrate wrote, if any.
 	var journal *state.Journal
