@@ -4,19 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -30,44 +24,10 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testcert"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
-
-// testTLS returns a server configuration with a fresh self-signed
-// certificate for 127.0.0.1 and "localhost", and a client configuration
-// that trusts it.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "pop2imap test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return server, &tls.Config{RootCAs: pool}
-}
 
 // tokenAuthority decides which OAuth2 access tokens the fake servers take,
 // and hands out tokens as a token command would.
@@ -761,7 +721,7 @@ func TestMigrationOutlivesToken(t *testing.T) {
 func TestInsecureAuthRefusedForEveryMechanism(t *testing.T) {
 	isLoopbackHost = func(string) bool { return false }
 	t.Cleanup(func() { isLoopbackHost = isLoopback })
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := testcert.Configs(t)
 	backend, err := pop3test.NewServer(pop3test.Config{Username: popUser, Password: popPass, APOPSecret: popPass, TLSConfig: serverTLS})
 	if err != nil {
 		t.Fatal(err)

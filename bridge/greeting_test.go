@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/testcert"
 )
 
 // serveEach runs handle for each connection to a new listener.
@@ -42,7 +43,7 @@ func serveEach(t *testing.T, handle func(net.Conn)) string {
 // --imap-tls implicit and is a setting to fix; a TLS record where the
 // greeting belongs is recognised on any port.
 func TestPlainToImplicitTLSPort(t *testing.T) {
-	serverTLS, _ := testTLS(t)
+	serverTLS, _ := testcert.Configs(t)
 	oldGrace, oldPort := greetingGrace, implicitTLSPort
 	t.Cleanup(func() { greetingGrace, implicitTLSPort = oldGrace, oldPort })
 	greetingGrace = 50 * time.Millisecond
