@@ -25,6 +25,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/internal/pop3test"
 	"github.com/pop2imap/pop2imap/internal/testcert"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -98,7 +99,7 @@ func (a *tokenAuthority) callCount() int {
 // a pop3test server with USER/PASS and relays the rest of the session, so a
 // whole migration can run behind it.
 type oauthPOP3 struct {
-	ln      net.Listener
+	address string
 	user    string
 	tokens  *tokenAuthority
 	backend *pop3test.Server
@@ -110,25 +111,12 @@ type oauthPOP3 struct {
 
 func newOAuthPOP3(t *testing.T, user string, tokens *tokenAuthority, backend *pop3test.Server) *oauthPOP3 {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &oauthPOP3{ln: ln, user: user, tokens: tokens, backend: backend, sasl: "SASL XOAUTH2 OAUTHBEARER"}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(conn)
-		}
-	}()
+	s := &oauthPOP3{user: user, tokens: tokens, backend: backend, sasl: "SASL XOAUTH2 OAUTHBEARER"}
+	s.address = testnet.Serve(t, s.serve)
 	return s
 }
 
-func (s *oauthPOP3) addr() string { return s.ln.Addr().String() }
+func (s *oauthPOP3) addr() string { return s.address }
 
 func (s *oauthPOP3) authLines() []string {
 	s.mu.Lock()

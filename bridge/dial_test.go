@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/internal/testcert"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 	"github.com/pop2imap/pop2imap/pop3"
 )
 
@@ -206,30 +207,16 @@ func TestChooseMechanism(t *testing.T) {
 func TestTLSFailuresAreExplained(t *testing.T) {
 	serverTLS, clientTLS := testcert.Configs(t)
 	expiredTLS := expiredServerTLS(t, clientTLS)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var cfg atomic.Pointer[tls.Config]
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				if c := cfg.Load(); c != nil {
-					tc := tls.Server(conn, c)
-					tc.Handshake()
-					return
-				}
-				io.WriteString(conn, "+OK plain text here\r\n")
-				time.Sleep(100 * time.Millisecond)
-			}()
+	addr := testnet.Serve(t, func(conn net.Conn) {
+		if c := cfg.Load(); c != nil {
+			tc := tls.Server(conn, c)
+			tc.Handshake()
+			return
 		}
-	}()
+		io.WriteString(conn, "+OK plain text here\r\n")
+		time.Sleep(100 * time.Millisecond)
+	})
 	for _, tt := range []struct {
 		name   string
 		server *tls.Config
@@ -244,7 +231,7 @@ func TestTLSFailuresAreExplained(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg.Store(tt.server)
-			ep := &Endpoint{Addr: ln.Addr().String(), Username: "u", TLS: TLSImplicit, TLSConfig: tt.client,
+			ep := &Endpoint{Addr: addr, Username: "u", TLS: TLSImplicit, TLSConfig: tt.client,
 				Secret: staticSecret("p"), Timeout: 5 * time.Second}
 			_, err := DialPOP3(context.Background(), ep)
 			var cerr *ConnectError

@@ -20,6 +20,7 @@ import (
 	"github.com/pop2imap/pop2imap/internal/faultproxy"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
 // hostileMessage is the one message the scripted POP3 servers hold.
@@ -34,9 +35,7 @@ const sendCap = 80 << 20
 // scriptedPOP3 is a POP3 server that answers as a script says, for the
 // hostile-server tests. It counts the bytes it sends.
 type scriptedPOP3 struct {
-	ln   net.Listener
 	sent atomic.Int64
-	wg   sync.WaitGroup
 	done chan struct{} // closed when the test ends: every session stops
 	// greet writes the greeting; nil means a normal "+OK".
 	greet func(w io.Writer) error
@@ -57,31 +56,12 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 func startScripted(t *testing.T, s *scriptedPOP3) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ln = ln
 	s.done = make(chan struct{})
-	t.Cleanup(func() { close(s.done); ln.Close(); s.wg.Wait() })
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				go func() { <-s.done; c.Close() }()
-				s.session(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	addr := testnet.Serve(t, s.session)
+	// Registered after Serve, so it runs first: hanging sessions stop
+	// before Serve waits for them.
+	t.Cleanup(func() { close(s.done) })
+	return addr
 }
 
 func (s *scriptedPOP3) session(c net.Conn) {
