@@ -21,6 +21,7 @@ import (
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
 	"github.com/pop2imap/pop2imap/internal/testnet"
+	"github.com/pop2imap/pop2imap/internal/testservers"
 )
 
 // hostileMessage is the one message the scripted POP3 servers hold.
@@ -337,21 +338,16 @@ func TestHostileServers(t *testing.T) {
 func runHostile(t *testing.T, tt hostileCase) {
 	const popPass, imapPass = "hostile-Pop-Secret-1", "hostile-Imap-Secret-2"
 	var popAddr string
-	pts, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: popPass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
+	servers := testservers.Start(t, testservers.Config{
+		POP3:     pop3test.Config{Username: "alice", Password: popPass},
+		IMAPUser: "alice", IMAPPassword: imapPass,
+	})
+	pts, im := servers.POP3, servers.IMAP
 	pts.AddMessage("hostile-1", hostileMessage)
 	popAddr = pts.Addr()
 	if tt.pop != nil {
 		popAddr = startScripted(t, tt.pop)
 	}
-	im, err := imaptest.NewServer("alice", imapPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
 	imapAddr := im.Addr()
 	if tt.imapFaults != nil {
 		px, err := faultproxy.Listen(imapAddr, tt.imapFaults...)
