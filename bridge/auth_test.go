@@ -4,19 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -30,44 +24,11 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testcert"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
-
-// testTLS returns a server configuration with a fresh self-signed
-// certificate for 127.0.0.1 and "localhost", and a client configuration
-// that trusts it.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "pop2imap test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return server, &tls.Config{RootCAs: pool}
-}
 
 // tokenAuthority decides which OAuth2 access tokens the fake servers take,
 // and hands out tokens as a token command would.
@@ -138,7 +99,7 @@ func (a *tokenAuthority) callCount() int {
 // a pop3test server with USER/PASS and relays the rest of the session, so a
 // whole migration can run behind it.
 type oauthPOP3 struct {
-	ln      net.Listener
+	address string
 	user    string
 	tokens  *tokenAuthority
 	backend *pop3test.Server
@@ -150,25 +111,12 @@ type oauthPOP3 struct {
 
 func newOAuthPOP3(t *testing.T, user string, tokens *tokenAuthority, backend *pop3test.Server) *oauthPOP3 {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &oauthPOP3{ln: ln, user: user, tokens: tokens, backend: backend, sasl: "SASL XOAUTH2 OAUTHBEARER"}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(conn)
-		}
-	}()
+	s := &oauthPOP3{user: user, tokens: tokens, backend: backend, sasl: "SASL XOAUTH2 OAUTHBEARER"}
+	s.address = testnet.Serve(t, s.serve)
 	return s
 }
 
-func (s *oauthPOP3) addr() string { return s.ln.Addr().String() }
+func (s *oauthPOP3) addr() string { return s.address }
 
 func (s *oauthPOP3) authLines() []string {
 	s.mu.Lock()
@@ -761,7 +709,7 @@ func TestMigrationOutlivesToken(t *testing.T) {
 func TestInsecureAuthRefusedForEveryMechanism(t *testing.T) {
 	isLoopbackHost = func(string) bool { return false }
 	t.Cleanup(func() { isLoopbackHost = isLoopback })
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := testcert.Configs(t)
 	backend, err := pop3test.NewServer(pop3test.Config{Username: popUser, Password: popPass, APOPSecret: popPass, TLSConfig: serverTLS})
 	if err != nil {
 		t.Fatal(err)

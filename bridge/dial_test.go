@@ -2,15 +2,10 @@ package bridge
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -19,6 +14,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/pop2imap/pop2imap/internal/testcert"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 	"github.com/pop2imap/pop2imap/pop3"
 )
 
@@ -208,32 +205,18 @@ func TestChooseMechanism(t *testing.T) {
 // line naming the host and the reason, and still unwraps to the x509 error
 // that cmd/pop2imap picks its hint by.
 func TestTLSFailuresAreExplained(t *testing.T) {
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := testcert.Configs(t)
 	expiredTLS := expiredServerTLS(t, clientTLS)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var cfg atomic.Pointer[tls.Config]
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				if c := cfg.Load(); c != nil {
-					tc := tls.Server(conn, c)
-					tc.Handshake()
-					return
-				}
-				io.WriteString(conn, "+OK plain text here\r\n")
-				time.Sleep(100 * time.Millisecond)
-			}()
+	addr := testnet.Serve(t, func(conn net.Conn) {
+		if c := cfg.Load(); c != nil {
+			tc := tls.Server(conn, c)
+			tc.Handshake()
+			return
 		}
-	}()
+		io.WriteString(conn, "+OK plain text here\r\n")
+		time.Sleep(100 * time.Millisecond)
+	})
 	for _, tt := range []struct {
 		name   string
 		server *tls.Config
@@ -248,7 +231,7 @@ func TestTLSFailuresAreExplained(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg.Store(tt.server)
-			ep := &Endpoint{Addr: ln.Addr().String(), Username: "u", TLS: TLSImplicit, TLSConfig: tt.client,
+			ep := &Endpoint{Addr: addr, Username: "u", TLS: TLSImplicit, TLSConfig: tt.client,
 				Secret: staticSecret("p"), Timeout: 5 * time.Second}
 			_, err := DialPOP3(context.Background(), ep)
 			var cerr *ConnectError
@@ -289,25 +272,7 @@ func TestTLSFailuresAreExplained(t *testing.T) {
 // by a CA the client trusts, expired yesterday.
 func expiredServerTLS(t *testing.T, client *tls.Config) *tls.Config {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "expired"},
-		NotBefore:             time.Now().Add(-48 * time.Hour),
-		NotAfter:              time.Now().Add(-24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	client.RootCAs.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	ca := testcert.New(t)
+	client.RootCAs.AddCert(ca.Cert)
+	return ca.ServerConfig(t, testcert.Leaf{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 }

@@ -11,30 +11,9 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/testcert"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
-
-// serveEach runs handle for each connection to a new listener.
-func serveEach(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				handle(conn)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // TestPlainToImplicitTLSPort: a plain-text or STARTTLS client on a port
 // that speaks implicit TLS fails within the grace period, not after the
@@ -42,17 +21,17 @@ func serveEach(t *testing.T, handle func(net.Conn)) string {
 // --imap-tls implicit and is a setting to fix; a TLS record where the
 // greeting belongs is recognised on any port.
 func TestPlainToImplicitTLSPort(t *testing.T) {
-	serverTLS, _ := testTLS(t)
+	serverTLS, _ := testcert.Configs(t)
 	oldGrace, oldPort := greetingGrace, implicitTLSPort
 	t.Cleanup(func() { greetingGrace, implicitTLSPort = oldGrace, oldPort })
 	greetingGrace = 50 * time.Millisecond
 
 	// A real implicit-TLS server: it waits for the client's hello.
-	tlsAddr := serveEach(t, func(conn net.Conn) {
+	tlsAddr := testnet.Serve(t, func(conn net.Conn) {
 		tls.Server(conn, serverTLS).Handshake()
 	})
 	// A server that sends a TLS alert at once.
-	alertAddr := serveEach(t, func(conn net.Conn) {
+	alertAddr := testnet.Serve(t, func(conn net.Conn) {
 		conn.Write([]byte{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28})
 		io.Copy(io.Discard, conn)
 	})
@@ -115,7 +94,7 @@ func TestSlowGreetingOnPlainPort(t *testing.T) {
 	oldGrace := greetingGrace
 	t.Cleanup(func() { greetingGrace = oldGrace })
 	greetingGrace = 20 * time.Millisecond
-	addr := serveEach(t, func(conn net.Conn) {
+	addr := testnet.Serve(t, func(conn net.Conn) {
 		time.Sleep(200 * time.Millisecond)
 		io.WriteString(conn, "+OK slow but fine\r\n")
 		io.Copy(io.Discard, conn)

@@ -19,6 +19,7 @@ import (
 	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
 // TestMaxMessageSize: a message larger than MaxMessageSize, or than the IMAP
@@ -107,66 +108,45 @@ func TestMaxMessageSize(t *testing.T) {
 // body never ends. It counts the body bytes it manages to send.
 func lyingPOP3(t *testing.T, listSize int64) (addr string, sent *atomic.Int64, retrs *atomic.Int32) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
 	sent, retrs = &atomic.Int64{}, &atomic.Int32{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	addr = testnet.Serve(t, func(c net.Conn) {
+		io.WriteString(c, "+OK lying\r\n")
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				go func() { <-done; c.Close() }()
-				io.WriteString(c, "+OK lying\r\n")
-				r := bufio.NewReader(c)
+			verb, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			switch strings.ToUpper(verb) {
+			case "CAPA":
+				io.WriteString(c, "+OK\r\nUSER\r\nUIDL\r\n.\r\n")
+			case "STAT":
+				fmt.Fprintf(c, "+OK 1 %d\r\n", listSize)
+			case "UIDL":
+				io.WriteString(c, "+OK\r\n1 lying-1\r\n.\r\n")
+			case "LIST":
+				fmt.Fprintf(c, "+OK\r\n1 %d\r\n.\r\n", listSize)
+			case "RETR":
+				retrs.Add(1)
+				io.WriteString(c, "+OK\r\nSubject: endless\r\n\r\n")
+				chunk := bytes.Repeat([]byte(strings.Repeat("z", 78)+"\r\n"), 800)
 				for {
-					line, err := r.ReadString('\n')
+					n, err := c.Write(chunk)
+					sent.Add(int64(n))
 					if err != nil {
 						return
 					}
-					verb, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-					switch strings.ToUpper(verb) {
-					case "CAPA":
-						io.WriteString(c, "+OK\r\nUSER\r\nUIDL\r\n.\r\n")
-					case "STAT":
-						fmt.Fprintf(c, "+OK 1 %d\r\n", listSize)
-					case "UIDL":
-						io.WriteString(c, "+OK\r\n1 lying-1\r\n.\r\n")
-					case "LIST":
-						fmt.Fprintf(c, "+OK\r\n1 %d\r\n.\r\n", listSize)
-					case "RETR":
-						retrs.Add(1)
-						io.WriteString(c, "+OK\r\nSubject: endless\r\n\r\n")
-						chunk := bytes.Repeat([]byte(strings.Repeat("z", 78)+"\r\n"), 800)
-						for {
-							n, err := c.Write(chunk)
-							sent.Add(int64(n))
-							if err != nil {
-								return
-							}
-						}
-					case "QUIT":
-						io.WriteString(c, "+OK\r\n")
-						return
-					default:
-						io.WriteString(c, "+OK\r\n")
-					}
 				}
-			}()
+			case "QUIT":
+				io.WriteString(c, "+OK\r\n")
+				return
+			default:
+				io.WriteString(c, "+OK\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String(), sent, retrs
+	})
+	return addr, sent, retrs
 }
 
 // TestLyingListBoundedByMaxSize: whatever LIST claims, the spool stops at

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop2imap/pop2imap"
+	"github.com/pop2imap/pop2imap/internal/demo"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testservers"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -38,17 +39,9 @@ type testEnv struct {
 func newTestEnv(t *testing.T, msgs []pop3test.Message, cfg pop3test.Config) *testEnv {
 	t.Helper()
 	cfg.Username, cfg.Password = popUser, popPass
-	pop, err := pop3test.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pop.Close() })
-	im, err := imaptest.NewServer(imapUser, imapPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
-	e := &testEnv{t: t, pop: pop, imap: im, journal: filepath.Join(t.TempDir(), "test.journal")}
+	servers := testservers.Start(t, testservers.Config{POP3: cfg, IMAPUser: imapUser, IMAPPassword: imapPass})
+	pop := servers.POP3
+	e := &testEnv{t: t, pop: pop, imap: servers.IMAP, journal: filepath.Join(t.TempDir(), "test.journal")}
 	for _, m := range msgs {
 		pop.AddMessage(m.UIDL, m.Data)
 		e.source = append(e.source, m.Data)
@@ -59,7 +52,7 @@ func newTestEnv(t *testing.T, msgs []pop3test.Message, cfg pop3test.Config) *tes
 // sampleMessages returns the demo corpus with distinct UIDLs.
 func sampleMessages(t *testing.T) []pop3test.Message {
 	t.Helper()
-	mail, err := pop2imap.SampleMail()
+	mail, err := demo.SampleMail()
 	if err != nil {
 		t.Fatal(err)
 	}

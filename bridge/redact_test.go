@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
 // echoingIMAP is an IMAP server that refuses every login and quotes what it
@@ -17,48 +19,33 @@ import (
 // AUTHENTICATE, as broken servers do.
 func echoingIMAP(t *testing.T, caps string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testnet.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "* OK [CAPABILITY %s] echo\r\n", caps)
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				fmt.Fprintf(c, "* OK [CAPABILITY %s] echo\r\n", caps)
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(line)
-					if len(f) < 2 {
-						continue
-					}
-					tag, cmd := f[0], strings.ToUpper(f[1])
-					switch {
-					case cmd == "CAPABILITY":
-						fmt.Fprintf(c, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
-					case cmd == "LOGIN" || cmd == "AUTHENTICATE":
-						fmt.Fprintf(c, "%s NO [AUTHENTICATIONFAILED] refused %s\r\n", tag, strings.Join(f[2:], " "))
-					case cmd == "LOGOUT":
-						fmt.Fprintf(c, "* BYE\r\n%s OK bye\r\n", tag)
-						return
-					default:
-						fmt.Fprintf(c, "%s OK\r\n", tag)
-					}
-				}
-			}()
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			tag, cmd := f[0], strings.ToUpper(f[1])
+			switch {
+			case cmd == "CAPABILITY":
+				fmt.Fprintf(c, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
+			case cmd == "LOGIN" || cmd == "AUTHENTICATE":
+				fmt.Fprintf(c, "%s NO [AUTHENTICATIONFAILED] refused %s\r\n", tag, strings.Join(f[2:], " "))
+			case cmd == "LOGOUT":
+				fmt.Fprintf(c, "* BYE\r\n%s OK bye\r\n", tag)
+				return
+			default:
+				fmt.Fprintf(c, "%s OK\r\n", tag)
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestIMAPEchoedSecretIsRedacted: an IMAP server that quotes the password,
@@ -97,42 +84,28 @@ func TestIMAPEchoedSecretIsRedacted(t *testing.T) {
 // password echoed plainly and as the base64 payload of AUTH PLAIN.
 func TestPOP3EchoedSecretIsRedacted(t *testing.T) {
 	const secret = "pop3-Echo-s3cret-Value"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := testnet.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(c, "+OK echo\r\n")
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				fmt.Fprint(c, "+OK echo\r\n")
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-					switch strings.ToUpper(verb) {
-					case "CAPA":
-						fmt.Fprint(c, "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n")
-					case "PASS", "AUTH":
-						fmt.Fprintf(c, "-ERR [AUTH] refused %s\r\n", arg)
-					default:
-						fmt.Fprint(c, "+OK\r\n")
-					}
-				}
-			}()
+			verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+			switch strings.ToUpper(verb) {
+			case "CAPA":
+				fmt.Fprint(c, "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n")
+			case "PASS", "AUTH":
+				fmt.Fprintf(c, "-ERR [AUTH] refused %s\r\n", arg)
+			default:
+				fmt.Fprint(c, "+OK\r\n")
+			}
 		}
-	}()
+	})
 	for _, mech := range []AuthMech{AuthUser, AuthPlain} {
-		ep := &Endpoint{Addr: ln.Addr().String(), Username: "u", TLS: TLSNone, Secret: staticSecret(secret), Auth: mech, Timeout: 5 * time.Second}
+		ep := &Endpoint{Addr: addr, Username: "u", TLS: TLSNone, Secret: staticSecret(secret), Auth: mech, Timeout: 5 * time.Second}
 		_, err := DialPOP3(context.Background(), ep)
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("%s: %v; want the server's refusal", mech, err)

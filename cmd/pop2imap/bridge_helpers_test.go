@@ -97,16 +97,7 @@ type bridgeEnv struct {
 
 func newBridgeEnv(t *testing.T, initial int) *bridgeEnv {
 	t.Helper()
-	pop, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: testPOP3Pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pop.Close() })
-	im, err := imaptest.NewServer("alice@example.com", testIMAPPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
+	pop, im := startServers(t)
 	e := &bridgeEnv{t: t, pop: pop, imap: im, dir: t.TempDir()}
 	e.deliver(initial)
 	return e

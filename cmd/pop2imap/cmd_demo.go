@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/pop2imap/pop2imap"
-	"github.com/pop2imap/pop2imap/internal/imaptest"
-	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/demo"
 )
 
 // runDemoCommand migrates the sample mailbox between two in-process servers
@@ -32,24 +29,13 @@ func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return &usageError{msg: err.Error(), err: err}
 	}
 
-	mail, err := pop2imap.SampleMail()
+	const pop3Pass, imapPass = "demo-pop3-secret", "demo-imap-secret"
+	servers, err := demo.Start(demo.Account{User: "alice", Password: pop3Pass}, demo.Account{User: "alice@example.com", Password: imapPass})
 	if err != nil {
 		return err
 	}
-	const pop3Pass, imapPass = "demo-pop3-secret", "demo-imap-secret"
-	src, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: pop3Pass})
-	if err != nil {
-		return fmt.Errorf("demo: starting the POP3 server: %w", err)
-	}
-	defer src.Close()
-	for i, m := range mail {
-		src.AddMessage(fmt.Sprintf("demo-%03d", i+1), m)
-	}
-	dst, err := imaptest.NewServer("alice@example.com", imapPass)
-	if err != nil {
-		return fmt.Errorf("demo: starting the IMAP server: %w", err)
-	}
-	defer dst.Close()
+	defer servers.Close()
+	src, dst, mail := servers.POP3, servers.IMAP, servers.Mail
 	dir, err := os.MkdirTemp("", "pop2imap-demo-")
 	if err != nil {
 		return err
@@ -85,24 +71,11 @@ func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "Checking the IMAP folder against the POP3 originals, byte for byte:")
-	got := dst.Messages("Migrated")
-	left := src.Messages()
-	// Parallel appends store messages in any order, so match as a multiset.
-	same := 0
-	used := make([]bool, len(got))
-	for _, m := range mail {
-		for i, g := range got {
-			if !used[i] && bytes.Equal(g, m) {
-				used[i] = true
-				same++
-				break
-			}
-		}
-	}
-	fmt.Fprintf(stdout, "  messages in the folder:        %d\n", len(got))
-	fmt.Fprintf(stdout, "  byte-identical to the source:  %d of %d\n", same, len(mail))
-	fmt.Fprintf(stdout, "  left on the POP3 server:       %d\n", len(left))
-	if same != len(mail) || len(got) != len(mail) || len(left) != 0 {
+	r := servers.Check("Migrated")
+	fmt.Fprintf(stdout, "  messages in the folder:        %d\n", r.InFolder)
+	fmt.Fprintf(stdout, "  byte-identical to the source:  %d of %d\n", r.Identical, r.Total)
+	fmt.Fprintf(stdout, "  left on the POP3 server:       %d\n", r.LeftOnPOP3)
+	if !r.Passed() {
 		return errors.New("demo: the folder does not match the source; this is a bug, please report it")
 	}
 	fmt.Fprintln(stdout, "Demo passed: every message was copied exactly once, unchanged, and then deleted from POP3.")

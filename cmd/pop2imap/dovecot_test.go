@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop2imap/pop2imap"
+	"github.com/pop2imap/pop2imap/internal/demo"
 	"github.com/pop2imap/pop2imap/internal/dovecottest"
 )
 
@@ -31,7 +31,7 @@ func buildBinary(t *testing.T) string {
 // single line and lines of dots.
 func integrationCorpus(t *testing.T, n int) [][]byte {
 	t.Helper()
-	mail, err := pop2imap.SampleMail()
+	mail, err := demo.SampleMail()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop2imap/pop2imap"
+	"github.com/pop2imap/pop2imap/internal/demo"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testservers"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -83,19 +84,21 @@ type cliEnv struct {
 	samples int
 }
 
+// startServers starts a POP3 server for alice and an IMAP server for
+// alice@example.com, with the test passwords.
+func startServers(t *testing.T) (*pop3test.Server, *imaptest.Server) {
+	t.Helper()
+	p := testservers.Start(t, testservers.Config{
+		POP3:     pop3test.Config{Username: "alice", Password: testPOP3Pass},
+		IMAPUser: "alice@example.com", IMAPPassword: testIMAPPass,
+	})
+	return p.POP3, p.IMAP
+}
+
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	pop, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: testPOP3Pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pop.Close() })
-	im, err := imaptest.NewServer("alice@example.com", testIMAPPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
-	mail, err := pop2imap.SampleMail()
+	pop, im := startServers(t)
+	mail, err := demo.SampleMail()
 	if err != nil {
 		t.Fatal(err)
 	}

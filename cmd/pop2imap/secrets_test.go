@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
 // assertNoSecret fails the test if any of texts contains any of secrets.
@@ -102,42 +104,27 @@ func TestFailuresKeepSecrets(t *testing.T) {
 // back in its -ERR text, as some broken servers do.
 func echoingPOP3(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testnet.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, "+OK echo\r\n")
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				io.WriteString(c, "+OK echo\r\n")
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					line = strings.TrimRight(line, "\r\n")
-					verb, arg, _ := strings.Cut(line, " ")
-					switch strings.ToUpper(verb) {
-					case "CAPA":
-						io.WriteString(c, "+OK\r\nUSER\r\n.\r\n")
-					case "PASS":
-						io.WriteString(c, "-ERR [AUTH] invalid password "+arg+" for this user\r\n")
-					default:
-						io.WriteString(c, "+OK\r\n")
-					}
-				}
-			}()
+			line = strings.TrimRight(line, "\r\n")
+			verb, arg, _ := strings.Cut(line, " ")
+			switch strings.ToUpper(verb) {
+			case "CAPA":
+				io.WriteString(c, "+OK\r\nUSER\r\n.\r\n")
+			case "PASS":
+				io.WriteString(c, "-ERR [AUTH] invalid password "+arg+" for this user\r\n")
+			default:
+				io.WriteString(c, "+OK\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestServerEchoingThePasswordIsRedacted: a POP3 server that quotes the

@@ -15,11 +15,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/pop2imap/pop2imap"
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/demo"
 	"github.com/pop2imap/pop2imap/internal/dovecottest"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
-	"github.com/pop2imap/pop2imap/internal/pop3test"
 )
 
 // countMarks counts verify's lines by their mark.
@@ -99,17 +98,8 @@ func TestVerifyCommand(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
 	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
-	pop, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: testPOP3Pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pop.Close() })
-	im, err := imaptest.NewServer("alice@example.com", testIMAPPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
-	mail, err := pop2imap.SampleMail()
+	pop, im := startServers(t)
+	mail, err := demo.SampleMail()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,37 +8,16 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// echoServer accepts connections and echoes them until EOF.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/pop2imap/pop2imap/internal/testnet"
+)
 
 // TestRoundTripDelay proves that a request and its reply take at least
 // twice the one-way delay. How much longer they take depends on the load of
 // the machine; TestDelayIsExact checks that the proxy adds nothing more.
 func TestRoundTripDelay(t *testing.T) {
 	for _, delay := range []time.Duration{0, 10 * time.Millisecond, 25 * time.Millisecond} {
-		p, err := Listen(echoServer(t), delay)
+		p, err := Listen(testnet.Echo(t), delay)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +46,7 @@ func TestRoundTripDelay(t *testing.T) {
 // directions and checks they arrive byte for byte and in order; it logs the
 // time, which is far less than the 25 s a per-chunk delay would take.
 func TestBulkIsNotThrottled(t *testing.T) {
-	p, err := Listen(echoServer(t), 25*time.Millisecond)
+	p, err := Listen(testnet.Echo(t), 25*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +77,7 @@ func TestBulkIsNotThrottled(t *testing.T) {
 
 // TestCloseCutsConnections proves that Close returns with connections open.
 func TestCloseCutsConnections(t *testing.T) {
-	p, err := Listen(echoServer(t), time.Millisecond)
+	p, err := Listen(testnet.Echo(t), time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +147,7 @@ func (c *fakeClock) advance(d time.Duration) {
 func TestDelayIsExact(t *testing.T) {
 	const delay = 25 * time.Millisecond
 	clk := newFakeClock()
-	p, err := listen(echoServer(t), delay, clk)
+	p, err := listen(testnet.Echo(t), delay, clk)
 	if err != nil {
 		t.Fatal(err)
 	}

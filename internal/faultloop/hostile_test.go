@@ -20,6 +20,8 @@ import (
 	"github.com/pop2imap/pop2imap/internal/faultproxy"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testnet"
+	"github.com/pop2imap/pop2imap/internal/testservers"
 )
 
 // hostileMessage is the one message the scripted POP3 servers hold.
@@ -34,9 +36,7 @@ const sendCap = 80 << 20
 // scriptedPOP3 is a POP3 server that answers as a script says, for the
 // hostile-server tests. It counts the bytes it sends.
 type scriptedPOP3 struct {
-	ln   net.Listener
 	sent atomic.Int64
-	wg   sync.WaitGroup
 	done chan struct{} // closed when the test ends: every session stops
 	// greet writes the greeting; nil means a normal "+OK".
 	greet func(w io.Writer) error
@@ -57,31 +57,12 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 func startScripted(t *testing.T, s *scriptedPOP3) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ln = ln
 	s.done = make(chan struct{})
-	t.Cleanup(func() { close(s.done); ln.Close(); s.wg.Wait() })
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				go func() { <-s.done; c.Close() }()
-				s.session(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	addr := testnet.Serve(t, s.session)
+	// Registered after Serve, so it runs first: hanging sessions stop
+	// before Serve waits for them.
+	t.Cleanup(func() { close(s.done) })
+	return addr
 }
 
 func (s *scriptedPOP3) session(c net.Conn) {
@@ -357,21 +338,16 @@ func TestHostileServers(t *testing.T) {
 func runHostile(t *testing.T, tt hostileCase) {
 	const popPass, imapPass = "hostile-Pop-Secret-1", "hostile-Imap-Secret-2"
 	var popAddr string
-	pts, err := pop3test.NewServer(pop3test.Config{Username: "alice", Password: popPass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
+	servers := testservers.Start(t, testservers.Config{
+		POP3:     pop3test.Config{Username: "alice", Password: popPass},
+		IMAPUser: "alice", IMAPPassword: imapPass,
+	})
+	pts, im := servers.POP3, servers.IMAP
 	pts.AddMessage("hostile-1", hostileMessage)
 	popAddr = pts.Addr()
 	if tt.pop != nil {
 		popAddr = startScripted(t, tt.pop)
 	}
-	im, err := imaptest.NewServer("alice", imapPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
 	imapAddr := im.Addr()
 	if tt.imapFaults != nil {
 		px, err := faultproxy.Listen(imapAddr, tt.imapFaults...)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
 // greeting is what the test server sends first: several lines, 1000 bytes.
@@ -24,28 +26,14 @@ var greeting = func() []byte {
 // connection ends it sends everything it received on the channel.
 func echoServer(t *testing.T) (string, <-chan []byte) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	got := make(chan []byte, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write(greeting)
-				var rec bytes.Buffer
-				io.Copy(io.MultiWriter(c, &rec), c)
-				got <- rec.Bytes()
-			}()
-		}
-	}()
-	return ln.Addr().String(), got
+	addr := testnet.Serve(t, func(c net.Conn) {
+		c.Write(greeting)
+		var rec bytes.Buffer
+		io.Copy(io.MultiWriter(c, &rec), c)
+		got <- rec.Bytes()
+	})
+	return addr, got
 }
 
 // anything marks a test case that does not check what the client receives.

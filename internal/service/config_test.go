@@ -2,14 +2,7 @@ package service
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +11,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/secret"
+	"github.com/pop2imap/pop2imap/internal/testcert"
 )
 
 // writeConfig writes text as a config file in a fresh directory.
@@ -30,20 +24,10 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
-// writeCA writes a self-signed certificate as PEM.
+// writeCA writes a fresh CA certificate as PEM.
 func writeCA(t *testing.T, path string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, testcert.New(t).PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

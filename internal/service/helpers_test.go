@@ -17,6 +17,7 @@ import (
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/imaptest"
 	"github.com/pop2imap/pop2imap/internal/pop3test"
+	"github.com/pop2imap/pop2imap/internal/testservers"
 )
 
 const (
@@ -117,17 +118,8 @@ func newMailbox(t *testing.T, initial int) *mailbox {
 func newMailboxWith(t *testing.T, initial int, cfg pop3test.Config) *mailbox {
 	t.Helper()
 	cfg.Username, cfg.Password = "alice", popPass
-	pop, err := pop3test.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pop.Close() })
-	im, err := imaptest.NewServer("alice@example.com", imapPass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { im.Close() })
-	mb := &mailbox{t: t, pop: pop, imap: im}
+	p := testservers.Start(t, testservers.Config{POP3: cfg, IMAPUser: "alice@example.com", IMAPPassword: imapPass})
+	mb := &mailbox{t: t, pop: p.POP3, imap: p.IMAP}
 	mb.deliver(initial)
 	return mb
 }

@@ -9,31 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-)
 
-// echoServer accepts connections and echoes them until EOF.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/pop2imap/pop2imap/internal/testnet"
+)
 
 // copyBoth forwards client and server to each other, passing on each EOF as
 // a half-close.
@@ -56,7 +34,7 @@ func copyBoth(client, server net.Conn) {
 // TestRelaysBothWays sends data through the relay to an echo server and
 // checks it all comes back, in order, followed by the end of the stream.
 func TestRelaysBothWays(t *testing.T) {
-	r, err := Listen(echoServer(t), copyBoth)
+	r, err := Listen(testnet.Echo(t), copyBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +80,7 @@ func TestClosesAfterHandle(t *testing.T) {
 		target string
 		called bool
 	}{
-		{"handler returns", echoServer(t), true},
+		{"handler returns", testnet.Echo(t), true},
 		{"dial fails", deadAddr, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +122,7 @@ func TestCloseCutsAndWaits(t *testing.T) {
 	cut := make(chan struct{})
 	release := make(chan struct{})
 	var ended atomic.Bool
-	r, err := Listen(echoServer(t), func(client, server net.Conn) {
+	r, err := Listen(testnet.Echo(t), func(client, server net.Conn) {
 		close(started)
 		io.Copy(io.Discard, client) // until Close cuts it
 		close(cut)
