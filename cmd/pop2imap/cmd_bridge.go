@@ -103,7 +103,7 @@ func parseBridgeFlags(args []string, stderr io.Writer) (*bridgeOptions, error) {
 		return nil, &usageError{msg: err.Error(), err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageErrorf("unexpected argument %q (passwords are never given on the command line)", fs.Arg(0))
+		return nil, strayArguments(fs.NArg())
 	}
 	policies := 0
 	for _, set := range []bool{o.Keep, o.Delete, fs.Changed("delete-after")} {

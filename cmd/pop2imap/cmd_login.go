@@ -61,7 +61,7 @@ func runLoginCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return &usageError{msg: err.Error(), err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
+		return strayArguments(fs.NArg())
 	}
 	login, device, err := o.login()
 	if err != nil {

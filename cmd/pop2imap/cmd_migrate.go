@@ -104,7 +104,7 @@ func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		return &usageError{msg: err.Error(), err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q (passwords are never given on the command line)", fs.Arg(0))
+		return strayArguments(fs.NArg())
 	}
 	pop3Secret, imapSecret, err := o.secrets()
 	if err != nil {

@@ -72,7 +72,7 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		return &usageError{msg: err.Error(), err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q (passwords are never given on the command line)", fs.Arg(0))
+		return strayArguments(fs.NArg())
 	}
 	if o.Window < 1 {
 		return usageErrorf("--pop3-window must be 1 or more")

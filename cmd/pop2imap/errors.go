@@ -222,3 +222,10 @@ func upper(proto string) string {
 	}
 	return proto
 }
+
+// strayArguments refuses arguments left after the flags. It never repeats
+// them: the likeliest stray argument is a password, which must not end up
+// on the terminal's screen, in a log or in a CI transcript.
+func strayArguments(n int) error {
+	return usageErrorf("%d unexpected argument(s) after the flags, not shown in case one is a password (passwords are never given on the command line)", n)
+}

@@ -62,6 +62,9 @@ func TestUsageErrors(t *testing.T) {
 			if !strings.Contains(stderr, tt.want) {
 				t.Errorf("stderr %q does not mention %q", stderr, tt.want)
 			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr %q repeats the stray argument, which may be a password", stderr)
+			}
 		})
 	}
 }
