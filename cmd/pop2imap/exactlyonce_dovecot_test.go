@@ -278,6 +278,12 @@ func TestDovecotVerifySeesDuplicates(t *testing.T) {
 			t.Errorf("verify %v: %d '+' lines, want 1, and the count in the summary\n%s", quick, n, out)
 		}
 	}
+	report := filepath.Join(x.dir, "verify.json")
+	verify("--report", report)
+	data, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(data), `"duplicates": 1`) || !strings.Contains(string(data), `"mark": "+"`) {
+		t.Errorf("verify --report does not count the duplicate (%v):\n%s", err, data)
+	}
 }
 
 // withCRCLine frames a journal record as the state package writes it.

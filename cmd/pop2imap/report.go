@@ -82,7 +82,14 @@ func (r *report) write(path string, s *bridge.Stats, elapsed time.Duration, runE
 	if runErr != nil {
 		r.Error = runErr.Error()
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	return writeReport(path, r)
+}
+
+// writeReport stores v as indented JSON at path atomically, the way
+// restic's local backend saves a file: a temporary file beside it, written
+// and fsync'd, then renamed over it. A reader never sees half a report.
+func writeReport(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -91,11 +98,14 @@ func (r *report) write(path string, s *bridge.Stats, elapsed time.Duration, runE
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Close(); err != nil {
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

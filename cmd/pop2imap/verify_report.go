@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +39,7 @@ type verifyReport struct {
 	Missing    int           `json:"missing"`
 	Differ     int           `json:"different"`
 	Errors     int           `json:"errors"`
+	Duplicates int           `json:"duplicates"` // extra copies, marked +
 	NoFolder   bool          `json:"folder_missing"`
 	Mismatches []verifyEntry `json:"not_identical"`
 	Error      string        `json:"error,omitempty"`
@@ -85,26 +83,11 @@ func (r *verifyReport) write(path string, s *bridge.VerifyStats, elapsed time.Du
 	if s != nil {
 		r.Checked, r.Same, r.Normalised = s.Checked, s.Same, s.Normalised
 		r.Missing, r.Differ, r.Errors, r.NoFolder = s.Missing, s.Differ, s.Errors, s.FolderMissing
+		r.Duplicates = s.Duplicates
 	}
 	r.ExitCode = exitCode(runErr)
 	if runErr != nil {
 		r.Error = runErr.Error()
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pop2imap-report-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeReport(path, r)
 }
