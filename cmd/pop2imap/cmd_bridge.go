@@ -89,21 +89,9 @@ func runBridgeCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 // parseBridgeFlags returns nil options and no error for --help.
 func parseBridgeFlags(args []string, stderr io.Writer) (*bridgeOptions, error) {
 	var o bridgeOptions
-	fs := pflag.NewFlagSet("bridge", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.AddFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, bridgeUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
-		}
-		return nil, &usageError{msg: err.Error(), err: err}
-	}
-	if fs.NArg() > 0 {
-		return nil, strayArguments(fs.NArg())
+	fs, err := parseFlags("bridge", args, stderr, o.AddFlags, bridgeUsage)
+	if fs == nil {
+		return nil, err
 	}
 	policies := 0
 	for _, set := range []bool{o.Keep, o.Delete, fs.Changed("delete-after")} {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,22 +45,10 @@ func (o *loginOptions) AddFlags(fs *pflag.FlagSet) {
 
 func runLoginCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o loginOptions
-	fs := pflag.NewFlagSet("login", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.AddFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pop2imap login --provider gmail|microsoft --client-id ID [--client-secret-file FILE] [--tenant T] --token-file FILE")
-		fmt.Fprintln(stderr, "       pop2imap login --device-auth-url URL --token-url URL --scope SCOPE --client-id ID --token-file FILE")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return &usageError{msg: err.Error(), err: err}
-	}
-	if fs.NArg() > 0 {
-		return strayArguments(fs.NArg())
+	if fs, err := parseFlags("login", args, stderr, o.AddFlags,
+		"Usage: pop2imap login --provider gmail|microsoft --client-id ID [--client-secret-file FILE] [--tenant T] --token-file FILE\n"+
+			"       pop2imap login --device-auth-url URL --token-url URL --scope SCOPE --client-id ID --token-file FILE\n"); fs == nil {
+		return err
 	}
 	login, device, err := o.login()
 	if err != nil {

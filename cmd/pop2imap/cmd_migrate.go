@@ -90,21 +90,10 @@ func (o *migrateOptions) AddFlags(fs *pflag.FlagSet) {
 
 func runMigrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o migrateOptions
-	fs := pflag.NewFlagSet("migrate", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.AddFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pop2imap migrate --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return &usageError{msg: err.Error(), err: err}
-	}
-	if fs.NArg() > 0 {
-		return strayArguments(fs.NArg())
+	fs, err := parseFlags("migrate", args, stderr, o.AddFlags,
+		"Usage: pop2imap migrate --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]\n")
+	if fs == nil {
+		return err
 	}
 	pop3Secret, imapSecret, err := o.secrets()
 	if err != nil {

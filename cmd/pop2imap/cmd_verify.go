@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,23 +55,13 @@ func (e *verifyMismatchError) Error() string {
 // runVerifyCommand checks that every POP3 message is in the IMAP folder.
 func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o verifyOptions
-	fs := pflag.NewFlagSet("verify", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.AddFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pop2imap verify --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]")
-		fmt.Fprintln(stderr, "Checks that every message of the POP3 mailbox is in the IMAP folder, byte for byte. It only reads.")
-		fmt.Fprintln(stderr, "One line per message: = identical, - missing, * different, ! error. Exit 0 when all are identical, 1 otherwise.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return &usageError{msg: err.Error(), err: err}
-	}
-	if fs.NArg() > 0 {
-		return strayArguments(fs.NArg())
+	fs, err := parseFlags("verify", args, stderr, o.AddFlags,
+		"Usage: pop2imap verify --pop3 HOST[:PORT] --pop3-user USER --imap HOST[:PORT] --imap-user USER [flags]\n"+
+			"Checks that every message of the POP3 mailbox is in the IMAP folder, byte for byte. It only reads.\n"+
+			"One line per message: = identical, - missing, * different, ! error, + an extra copy.\n"+
+			"Exit 0 when all are identical and none is stored twice, 1 otherwise.\n")
+	if fs == nil {
+		return err
 	}
 	if o.Window < 1 {
 		return usageErrorf("--pop3-window must be 1 or more")

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 const usage = `pop2imap moves mail from a POP3 mailbox into an IMAP folder, exactly once.
@@ -99,4 +101,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, explain(err))
 	}
 	return exitCode(err)
+}
+
+// parseFlags parses one command's flags, which add defines, with usage
+// printed by --help above the flag list. It returns a nil FlagSet and no
+// error after --help, and a usage error for a bad flag or for any argument
+// left after the flags.
+func parseFlags(name string, args []string, stderr io.Writer, add func(*pflag.FlagSet), usage string) (*pflag.FlagSet, error) {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	add(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, &usageError{msg: err.Error(), err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, strayArguments(fs.NArg())
+	}
+	return fs, nil
 }
