@@ -14,17 +14,8 @@ import (
 // left behind, with the reason. It holds no secret: only host names, user
 // names and message metadata.
 type report struct {
-	mu        sync.Mutex
-	Version   string        `json:"version"`
-	Started   time.Time     `json:"started"`
-	Finished  time.Time     `json:"finished"`
-	Seconds   float64       `json:"elapsed_seconds"`
-	POP3      string        `json:"pop3"`
-	POP3User  string        `json:"pop3_user"`
-	IMAP      string        `json:"imap"`
-	IMAPUser  string        `json:"imap_user"`
-	Folder    string        `json:"folder"`
-	Journal   string        `json:"journal"`
+	mu sync.Mutex
+	reportHead
 	DryRun    bool          `json:"dry_run"`
 	Delete    bool          `json:"delete"`
 	Listed    int64         `json:"listed"`
@@ -50,12 +41,29 @@ type leftMessage struct {
 }
 
 func newReport(o *migrateOptions, journal string) *report {
-	return &report{
-		Version: version(), Started: time.Now().UTC(),
+	return &report{reportHead: newReportHead(&o.connOptions, journal),
+		DryRun: o.DryRun, Delete: o.Delete, LeftList: []leftMessage{}}
+}
+
+// reportHead begins every report, migrate's and verify's: which build ran,
+// when, and on which pair of accounts and folder. It holds no secret.
+type reportHead struct {
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Seconds  float64   `json:"elapsed_seconds"`
+	POP3     string    `json:"pop3"`
+	POP3User string    `json:"pop3_user"`
+	IMAP     string    `json:"imap"`
+	IMAPUser string    `json:"imap_user"`
+	Folder   string    `json:"folder"`
+	Journal  string    `json:"journal"`
+}
+
+func newReportHead(o *connOptions, journal string) reportHead {
+	return reportHead{Version: version(), Started: time.Now().UTC(),
 		POP3: o.POP3, POP3User: o.POP3User, IMAP: o.IMAP, IMAPUser: o.IMAPUser,
-		Folder: o.Folder, Journal: journal, DryRun: o.DryRun, Delete: o.Delete,
-		LeftList: []leftMessage{},
-	}
+		Folder: o.Folder, Journal: journal}
 }
 
 func (r *report) add(e bridge.Event) {

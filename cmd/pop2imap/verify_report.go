@@ -21,17 +21,8 @@ func (c *verifyCounts) add(r bridge.VerifyResult) {
 // verifyReport is what verify --report writes: the counts and every message
 // that is not identical, with what was found. It holds no secret.
 type verifyReport struct {
-	mu         sync.Mutex
-	Version    string        `json:"version"`
-	Started    time.Time     `json:"started"`
-	Finished   time.Time     `json:"finished"`
-	Seconds    float64       `json:"elapsed_seconds"`
-	POP3       string        `json:"pop3"`
-	POP3User   string        `json:"pop3_user"`
-	IMAP       string        `json:"imap"`
-	IMAPUser   string        `json:"imap_user"`
-	Folder     string        `json:"folder"`
-	Journal    string        `json:"journal"`
+	mu sync.Mutex
+	reportHead
 	Quick      bool          `json:"quick"`
 	Checked    int           `json:"checked"`
 	Same       int           `json:"identical"`
@@ -57,11 +48,8 @@ type verifyEntry struct {
 }
 
 func newVerifyReport(o *verifyOptions, journal string) *verifyReport {
-	return &verifyReport{
-		Version: version(), Started: time.Now().UTC(),
-		POP3: o.POP3, POP3User: o.POP3User, IMAP: o.IMAP, IMAPUser: o.IMAPUser,
-		Folder: o.Folder, Journal: journal, Quick: o.Quick, Mismatches: []verifyEntry{},
-	}
+	return &verifyReport{reportHead: newReportHead(&o.connOptions, journal),
+		Quick: o.Quick, Mismatches: []verifyEntry{}}
 }
 
 func (r *verifyReport) add(v bridge.VerifyResult) {
