@@ -124,7 +124,7 @@ func TestDovecotBridge(t *testing.T) {
 // TestDovecotBridgeLive is the by-hand demonstration: the built binary with
 // a 30s interval (the bridge's floor), real signals, and curl on the
 // metrics. Its arrival-time check depends on the machine's load, so CI
-// relies on TestArrivalWithinOneInterval in internal/service, which checks
+// relies on TestArrivalWithinOneInterval in internal/daemon, which checks
 // the same on a fake clock. It runs only with POP2IMAP_BRIDGE_LIVE=1; run it
 // with -v to see the log and the metrics:
 //

@@ -3,7 +3,7 @@ package main
 import (
 	"time"
 
-	"github.com/pop2imap/pop2imap/internal/service"
+	"github.com/pop2imap/pop2imap/internal/daemon"
 )
 
 // durationFlag is a pflag.Value for durations that also takes days: "7d".
@@ -13,11 +13,11 @@ func (f durationFlag) String() string {
 	if f.d == nil || *f.d == 0 {
 		return "0" // pflag shows no default for "0"
 	}
-	return service.FormatDuration(*f.d)
+	return daemon.FormatDuration(*f.d)
 }
 
 func (f durationFlag) Set(s string) error {
-	d, err := service.ParseDuration(s)
+	d, err := daemon.ParseDuration(s)
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pop2imap/pop2imap/bridge"
-	"github.com/pop2imap/pop2imap/internal/service"
+	"github.com/pop2imap/pop2imap/internal/daemon"
 )
 
 // minInterval is the floor under --interval and the file's intervals unless
 // --once; tests that watch several cycles lower it.
-var minInterval = service.MinInterval
+var minInterval = daemon.MinInterval
 
 // bridgeOptions holds the flags of `pop2imap bridge`.
 type bridgeOptions struct {
@@ -56,7 +56,7 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.connOptions.AddFlags(o.connFlags)
 	fs.AddFlagSet(o.connFlags)
 	fs.StringVar(&o.Config, "config", "", "read the accounts from the TOML `FILE` instead of the connection flags")
-	o.Interval, o.MaxBackoff = service.DefaultInterval, service.DefaultMaxBackoff
+	o.Interval, o.MaxBackoff = daemon.DefaultInterval, daemon.DefaultMaxBackoff
 	fs.Var(durationFlag{&o.Interval}, "interval", "time between cycles of an account (5m, 90s, 1h; jittered by 10%)")
 	fs.Var(durationFlag{&o.MaxBackoff}, "max-backoff", "longest wait after failed cycles")
 	fs.BoolVar(&o.Keep, "keep", false, "keep copied messages on the POP3 server (the default)")
@@ -68,7 +68,7 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every message copied and deleted")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve a status page at /, /metrics and /healthz on `HOST:PORT`, e.g. 127.0.0.1:9465 (default: off)")
-	fs.IntVar(&o.HealthIntervals, "health-intervals", service.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
+	fs.IntVar(&o.HealthIntervals, "health-intervals", daemon.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
 	o.MaxMessageSize = bridge.DefaultMaxMessageSize
 	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle of each account and exit")
@@ -108,7 +108,7 @@ func parseBridgeFlags(args []string, stderr io.Writer) (*bridgeOptions, error) {
 		return nil, usageErrorf("--interval must be positive")
 	case o.Interval < minInterval && !o.Once:
 		return nil, usageErrorf("--interval %s is below the floor of %s, which keeps the bridge from hammering the server (use --once for a single cycle)",
-			service.FormatDuration(o.Interval), service.FormatDuration(minInterval))
+			daemon.FormatDuration(o.Interval), daemon.FormatDuration(minInterval))
 	case o.MaxBackoff <= 0:
 		return nil, usageErrorf("--max-backoff must be positive")
 	case o.HealthIntervals < 1:
@@ -167,7 +167,7 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 		}
 		return nil
 	}
-	svc := service.New(service.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice})
+	svc := daemon.New(daemon.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice})
 
 	// The metrics address is taken before the first cycle, with --once
 	// too, so that a wrong one fails at once rather than after a cycle.
@@ -177,11 +177,11 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 			return &settingError{setting: "--metrics-addr", err: err,
 				hint: "choose a free HOST:PORT on this machine, e.g. 127.0.0.1:9465"}
 		}
-		if !service.IsLoopback(o.MetricsAddr) {
+		if !daemon.IsLoopback(o.MetricsAddr) {
 			logger.Warn("the metrics and health endpoints are reachable from other hosts; they show account names and mail counts, so listen on 127.0.0.1 or firewall the port",
 				"addr", o.MetricsAddr)
 		}
-		srv := service.MetricsServer(svc.Handler())
+		srv := daemon.MetricsServer(svc.Handler())
 		go srv.Serve(ln)
 		defer func() {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -224,15 +224,15 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 // accounts reads the config file, or builds the one account of the flags.
 // With --check, the password references of the file that cannot be resolved
 // here come back as warnings.
-func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
-	def := service.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline,
+func (o *bridgeOptions) accounts() ([]daemon.Account, []string, error) {
+	def := daemon.Defaults{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout, Baseline: o.Baseline,
 		MaxMessageSize: int64(o.MaxMessageSize), MinInterval: minInterval}
 	if o.Once {
 		def.MinInterval = 0
 	}
 	def.CheckOnly = o.Check
 	if o.Config != "" {
-		cfg, err := service.LoadConfig(o.Config, def)
+		cfg, err := daemon.LoadConfig(o.Config, def)
 		if err != nil {
 			return nil, nil, &usageError{msg: err.Error(), err: err}
 		}
@@ -250,7 +250,7 @@ func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return []service.Account{{
+	return []daemon.Account{{
 		Name: "default",
 		POP3: pop3,
 		IMAP: imap,
@@ -260,30 +260,30 @@ func (o *bridgeOptions) accounts() ([]service.Account, []string, error) {
 		},
 		Journal:  journal,
 		Baseline: o.Baseline,
-		Policy:   service.Policy{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Jitter: service.DefaultJitter},
+		Policy:   daemon.Policy{Interval: o.Interval, MaxBackoff: o.MaxBackoff, Jitter: daemon.DefaultJitter},
 	}}, nil, nil
 }
 
 // journalSetting names where an account's journal path was set, for errors.
-func journalSetting(o *bridgeOptions, a service.Account) string {
+func journalSetting(o *bridgeOptions, a daemon.Account) string {
 	if o.Config != "" {
 		return fmt.Sprintf("account %q: journal %s", a.Name, a.Journal)
 	}
 	return "--state"
 }
 
-func printAccounts(w io.Writer, accounts []service.Account) {
+func printAccounts(w io.Writer, accounts []daemon.Account) {
 	for _, a := range accounts {
 		fmt.Fprintf(w, "%s\n  pop3     %s@%s (%s)\n  imap     %s@%s (%s), folder %q\n  delete   %s\n  journal  %s\n  interval %s, baseline %t\n",
 			a.Name, a.POP3.Username, a.POP3.Addr, a.POP3.TLS, a.IMAP.Username, a.IMAP.Addr, a.IMAP.TLS, a.Bridge.Folder,
-			a.DeletePolicy(), a.Journal, service.FormatDuration(a.Policy.Interval), a.Baseline)
+			a.DeletePolicy(), a.Journal, daemon.FormatDuration(a.Policy.Interval), a.Baseline)
 	}
 }
 
 // onceResult turns the reports of --once into the command's error: every
 // account's failure, else the messages left behind, else nil. A cycle cut
 // short by a signal is a clean stop.
-func onceResult(reports []service.Report) error {
+func onceResult(reports []daemon.Report) error {
 	var errs []error
 	var left int64
 	for _, r := range reports {

@@ -12,7 +12,7 @@ import (
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/oauthtoken"
-	"github.com/pop2imap/pop2imap/internal/service"
+	"github.com/pop2imap/pop2imap/internal/daemon"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -95,7 +95,7 @@ func explain(err error) string {
 		hnerr  x509.HostnameError
 		cierr  x509.CertificateInvalidError
 		tlsv   *tls.CertificateVerificationError
-		cfgErr *service.ConfigError
+		cfgErr *daemon.ConfigError
 		vm     *verifyMismatchError
 		ierr   *imap.Error
 		tpe    *bridge.TLSPortError

@@ -8,4 +8,4 @@
 // the pipeline itself, and every promise about exactly-once delivery, stay
 // in package bridge. cmd/pop2imap only wires flags, signals and the HTTP
 // listener to it.
-package service
+package daemon
