@@ -10,9 +10,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/daemon"
 	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/oauthtoken"
-	"github.com/pop2imap/pop2imap/internal/daemon"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )

@@ -1,4 +1,4 @@
-// Package service runs pop2imap as a long-lived bridge: it polls each
+// Package daemon runs pop2imap as a long-lived bridge: it polls each
 // configured POP3 mailbox on its own schedule, copies new mail into its IMAP
 // folder through bridge.Migrator, backs off after errors, and reports what it
 // does as structured logs, Prometheus metrics and a health check.
