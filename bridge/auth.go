@@ -102,7 +102,7 @@ func (ep *Endpoint) checkMech(proto string) error {
 // secureLink reports whether a secret may cross this link as it is: it is
 // encrypted, or it never leaves this machine.
 func (ep *Endpoint) secureLink() bool {
-	return ep.TLS != TLSNone || isLoopbackHost(ep.host())
+	return ep.TLS != TLSNone || isLoopbackHost(ep.Host())
 }
 
 // insecureAuthError is the refusal to send a secret in clear.
@@ -239,7 +239,7 @@ func (r *oauthRecorder) describe() string {
 // Microsoft 365 requires on POP3.
 func newOAuthClient(ep *Endpoint, m AuthMech, token string, twoStep bool) *oauthRecorder {
 	if m == AuthOAuthBearer {
-		host := ep.host()
+		host := ep.Host()
 		if ep.TLSConfig != nil && ep.TLSConfig.ServerName != "" {
 			host = ep.TLSConfig.ServerName
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -84,6 +85,18 @@ type Endpoint struct {
 	AllowInsecureAuth bool
 	// Timeout bounds each command on the wire; zero means one minute.
 	Timeout time.Duration
+	// Gate, when set, admits every connection to the server: one is
+	// opened only once Gate grants it a slot, and the slot is given back
+	// when the connection closes. Package fleet sets it so that many
+	// accounts stay within a cap of connections per host.
+	Gate ConnGate
+}
+
+// ConnGate admits connections to one server.
+type ConnGate interface {
+	// Acquire waits until one more connection may be opened, or ctx ends,
+	// and returns the function that gives the slot back.
+	Acquire(ctx context.Context) (release func(), err error)
 }
 
 func (ep *Endpoint) timeout() time.Duration {
@@ -93,7 +106,8 @@ func (ep *Endpoint) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-func (ep *Endpoint) host() string {
+// Host is the server's host name or address, without the port.
+func (ep *Endpoint) Host() string {
 	host, _, err := net.SplitHostPort(ep.Addr)
 	if err != nil {
 		return ep.Addr
@@ -107,7 +121,7 @@ func (ep *Endpoint) tlsConfig() *tls.Config {
 		cfg = ep.TLSConfig.Clone()
 	}
 	if cfg.ServerName == "" {
-		cfg.ServerName = ep.host()
+		cfg.ServerName = ep.Host()
 	}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12
@@ -230,9 +244,39 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
-func dialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	return d.DialContext(ctx, "tcp", addr)
+// dialTCP opens a connection to the server, the one place every POP3 and
+// IMAP connection is opened, once the endpoint's Gate admits it.
+func (ep *Endpoint) dialTCP(ctx context.Context) (net.Conn, error) {
+	release := func() {}
+	if ep.Gate != nil {
+		var err error
+		if release, err = ep.Gate.Acquire(ctx); err != nil {
+			return nil, err
+		}
+	}
+	d := net.Dialer{Timeout: ep.timeout(), KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", ep.Addr)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if ep.Gate == nil {
+		return conn, nil
+	}
+	return &gatedConn{Conn: conn, release: release}, nil
+}
+
+// gatedConn gives its slot back to the gate when it is first closed.
+type gatedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *gatedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // handshake runs a TLS handshake within the endpoint's timeout.
@@ -331,7 +375,7 @@ func DialPOP3(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
 
 // connectPOP3 opens and secures a POP3 connection, up to the point of login.
 func connectPOP3(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
-	conn, err := dialTCP(ctx, ep.Addr, ep.timeout())
+	conn, err := ep.dialTCP(ctx)
 	if err != nil {
 		return nil, &ConnectError{Proto: "pop3", Addr: ep.Addr, Op: "dial", Err: err}
 	}
@@ -427,7 +471,7 @@ func DialIMAP(ctx context.Context, ep *Endpoint) (*imapclient.Client, error) {
 
 // connectIMAP opens and secures an IMAP connection, up to the point of login.
 func connectIMAP(ctx context.Context, ep *Endpoint) (*imapclient.Client, error) {
-	conn, err := dialTCP(ctx, ep.Addr, ep.timeout())
+	conn, err := ep.dialTCP(ctx)
 	if err != nil {
 		return nil, &ConnectError{Proto: "imap", Addr: ep.Addr, Op: "dial", Err: err}
 	}
@@ -565,7 +609,7 @@ func connectAppendIMAP(ctx context.Context, ep *Endpoint) (*imapappend.Setup, im
 	fail := func(op string, err error) error {
 		return &ConnectError{Proto: "imap", Addr: ep.Addr, Op: op, Err: err}
 	}
-	conn, err := dialTCP(ctx, ep.Addr, ep.timeout())
+	conn, err := ep.dialTCP(ctx)
 	if err != nil {
 		return nil, nil, fail("dial", err)
 	}
