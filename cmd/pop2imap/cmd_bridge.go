@@ -15,6 +15,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/daemon"
+	"github.com/pop2imap/pop2imap/internal/fleet"
 )
 
 // minInterval is the floor under --interval and the file's intervals unless
@@ -24,6 +25,7 @@ var minInterval = daemon.MinInterval
 // bridgeOptions holds the flags of `pop2imap bridge`.
 type bridgeOptions struct {
 	connOptions
+	fleetOptions
 	Config               string
 	Interval, MaxBackoff time.Duration
 	Keep, Delete         bool
@@ -71,6 +73,7 @@ func (o *bridgeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.HealthIntervals, "health-intervals", daemon.DefaultHealthIntervals, "/healthz fails for an account with no successful cycle in this many intervals")
 	o.MaxMessageSize = bridge.DefaultMaxMessageSize
 	fs.Var(&o.MaxMessageSize, "max-message-size", "leave messages larger than `SIZE` (e.g. 256MiB) on the POP3 server; the IMAP server's APPENDLIMIT lowers it")
+	o.fleetOptions.AddFlags(fs)
 	fs.BoolVar(&o.Once, "once", false, "run one cycle of each account and exit")
 	fs.BoolVar(&o.Check, "check", false, "check the flags or the config file, print the accounts and exit")
 }
@@ -91,6 +94,9 @@ func parseBridgeFlags(args []string, stderr io.Writer) (*bridgeOptions, error) {
 	var o bridgeOptions
 	fs, err := parseFlags("bridge", args, stderr, o.AddFlags, bridgeUsage)
 	if fs == nil {
+		return nil, err
+	}
+	if err := o.fleetOptions.check(); err != nil {
 		return nil, err
 	}
 	policies := 0
@@ -167,7 +173,15 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 		}
 		return nil
 	}
-	svc := daemon.New(daemon.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice})
+	needs := make([]fleet.Need, len(accounts))
+	for i, a := range accounts {
+		needs[i] = fleet.Need{POP3: a.POP3, IMAP: a.IMAP, Appenders: appenders(a.Bridge)}
+	}
+	runner, err := o.fleetOptions.runner(needs)
+	if err != nil {
+		return err
+	}
+	svc := daemon.New(daemon.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice, Runner: runner})
 
 	// The metrics address is taken before the first cycle, with --once
 	// too, so that a wrong one fails at once rather than after a cycle.

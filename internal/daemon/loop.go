@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/fleet"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -235,10 +236,23 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 	// with --baseline must not mark as done the mail that arrived while it
 	// was stopped.
 	cfg.Baseline = l.acct.Baseline && !l.succeeded && (l.journal == nil || l.journal.Len() == 0)
+	appenders := cfg.IMAPConns
+	if appenders <= 0 {
+		appenders = bridge.DefaultIMAPConns
+	}
+	need := fleet.Need{POP3: l.acct.POP3, IMAP: l.acct.IMAP, Appenders: appenders}
+	return l.svc.opts.Runner.Do(ctx, need, func(ctx context.Context, g fleet.Grant) error {
+		cfg.IMAPConns = g.Appenders
+		return l.migrate(ctx, cfg, g.POP3, g.IMAP, stats)
+	})
+}
+
+// migrate runs the pipeline once on the endpoints the runner granted.
+func (l *accountLoop) migrate(ctx context.Context, cfg bridge.Config, pop3, imap *bridge.Endpoint, stats *bridge.Stats) error {
 	m := &bridge.Migrator{
 		Config:  cfg,
-		POP3:    l.acct.POP3,
-		IMAP:    l.acct.IMAP,
+		POP3:    pop3,
+		IMAP:    imap,
 		Journal: l.journal,
 		OpenJournal: func() (*state.Journal, error) {
 			j, err := state.Open(l.acct.Journal)

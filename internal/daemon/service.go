@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pop2imap/pop2imap/internal/fleet"
 )
 
 // Options configure a Service. The zero value works: it logs nowhere, uses
@@ -32,10 +34,15 @@ type Options struct {
 	// Advice, when set, says what to do about a failed cycle's error; the
 	// status page shows it beside the error.
 	Advice func(error) string
+	// Runner runs every cycle, within its limits on accounts at a time and
+	// connections per host; nil means a runner with fleet's defaults.
+	Runner *fleet.Runner
 }
 
 // Service runs one loop per account, each in its own goroutine, so that a
-// broken account never holds up the others.
+// broken account never holds up the others. Every cycle runs through one
+// fleet.Runner, so that however many accounts are due at once, the caps on
+// accounts at a time and connections per host hold.
 type Service struct {
 	opts    Options
 	metrics *metrics
@@ -65,6 +72,9 @@ func New(opts Options) *Service {
 	}
 	if opts.HealthIntervals <= 0 {
 		opts.HealthIntervals = DefaultHealthIntervals
+	}
+	if opts.Runner == nil {
+		opts.Runner = fleet.New(0, 0)
 	}
 	return &Service{opts: opts, metrics: newMetrics(), loops: map[string]*loopHandle{}, stopping: map[*loopHandle]bool{}}
 }
