@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,28 +17,10 @@ import (
 	"github.com/pop2imap/pop2imap/state"
 )
 
-// counter counts the connections open through its relays, as the server
-// side sees them.
-type counter struct {
-	open, peak atomic.Int64
-}
-
-func (c *counter) relay(t *testing.T, target string) string {
+// relay puts a relay counted by g in front of target.
+func relay(t *testing.T, g *tcprelay.Gauge, target string) string {
 	t.Helper()
-	r, err := tcprelay.Listen(target, func(client, server net.Conn) {
-		n := c.open.Add(1)
-		for {
-			p := c.peak.Load()
-			if n <= p || c.peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		defer c.open.Add(-1)
-		done := make(chan struct{}, 2)
-		go func() { io.Copy(server, client); done <- struct{}{} }()
-		go func() { io.Copy(client, server); done <- struct{}{} }()
-		<-done
-	})
+	r, err := tcprelay.Listen(target, g.Handler)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +38,7 @@ func secret(s string) bridge.SecretFunc {
 // see more connections at once than the cap, whatever the accounts ask.
 func TestManyAccountsUnderOneCap(t *testing.T) {
 	const accounts, perAccount, maxConns = 24, 3, 7
-	var seen counter
+	var seen tcprelay.Gauge
 	r := New(6, maxConns)
 	type acct struct {
 		pair       *testservers.Pair
@@ -73,8 +53,8 @@ func TestManyAccountsUnderOneCap(t *testing.T) {
 			p.POP3.AddMessage(fmt.Sprintf("a%d-m%d", i, k), []byte(fmt.Sprintf("Subject: %d/%d\r\n\r\nbody\r\n", i, k)))
 		}
 		all = append(all, acct{pair: p,
-			pop3: &bridge.Endpoint{Addr: seen.relay(t, p.POP3.Addr()), Username: "u", TLS: bridge.TLSNone, Secret: secret("p"), Timeout: 10 * time.Second},
-			imap: &bridge.Endpoint{Addr: seen.relay(t, p.IMAP.Addr()), Username: "i", TLS: bridge.TLSNone, Secret: secret("q"), Timeout: 10 * time.Second}})
+			pop3: &bridge.Endpoint{Addr: relay(t, &seen, p.POP3.Addr()), Username: "u", TLS: bridge.TLSNone, Secret: secret("p"), Timeout: 10 * time.Second},
+			imap: &bridge.Endpoint{Addr: relay(t, &seen, p.IMAP.Addr()), Username: "i", TLS: bridge.TLSNone, Secret: secret("q"), Timeout: 10 * time.Second}})
 	}
 	dir := t.TempDir()
 	var wg sync.WaitGroup
@@ -113,13 +93,13 @@ func TestManyAccountsUnderOneCap(t *testing.T) {
 			t.Errorf("account %d: %d messages left on POP3", i, left)
 		}
 	}
-	if p := seen.peak.Load(); p > maxConns || p < 3 {
+	if p := seen.Peak(); p > maxConns || p < 3 {
 		t.Errorf("the servers saw %d connections at once; the cap is %d", p, maxConns)
 	}
 	if p := r.Peak()["127.0.0.1"]; p > maxConns {
 		t.Errorf("the runner counted %d connections at once; the cap is %d", p, maxConns)
 	}
-	t.Logf("peak %d connections at once (cap %d)", seen.peak.Load(), maxConns)
+	t.Logf("peak %d connections at once (cap %d)", seen.Peak(), maxConns)
 }
 
 // TestReservationCannotDeadlock has accounts that each hold every

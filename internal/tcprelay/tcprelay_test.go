@@ -6,35 +6,16 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/pop2imap/pop2imap/internal/testnet"
 )
 
-// copyBoth forwards client and server to each other, passing on each EOF as
-// a half-close.
-func copyBoth(client, server net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		io.Copy(server, client)
-		server.(*net.TCPConn).CloseWrite()
-	}()
-	go func() {
-		defer wg.Done()
-		io.Copy(client, server)
-		client.(*net.TCPConn).CloseWrite()
-	}()
-	wg.Wait()
-}
-
 // TestRelaysBothWays sends data through the relay to an echo server and
 // checks it all comes back, in order, followed by the end of the stream.
 func TestRelaysBothWays(t *testing.T) {
-	r, err := Listen(testnet.Echo(t), copyBoth)
+	r, err := Listen(testnet.Echo(t), Pipe)
 	if err != nil {
 		t.Fatal(err)
 	}
