@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/internal/imapappend"
+	"github.com/pop2imap/pop2imap/internal/pacer"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -155,7 +156,7 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 	if cfg.Seen {
 		opts.Flags = []imap.Flag{imap.FlagSeen}
 	}
-	retry := newPacer(cfg.Retries, cfg.RetryDelay)
+	retry := pacer.New(cfg.Retries, cfg.RetryDelay)
 	created := false
 	for {
 		if ctx.Err() != nil {
@@ -166,12 +167,12 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 			// Reconnecting failed: that says nothing about this message,
 			// so it must not be taken for a refusal of it.
 			var cerr *ConnectError
-			if !errors.As(err, &cerr) || !cerr.Temporary() || retry.attempts >= retry.retries {
+			if !errors.As(err, &cerr) || !cerr.Temporary() || !retry.Left() {
 				return 0, err
 			}
 			m.Stats.Retries.Add(1)
 			m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
-			if _, werr := retry.again(ctx); werr != nil {
+			if _, werr := retry.Again(ctx); werr != nil {
 				return 0, werr
 			}
 			continue
@@ -222,12 +223,12 @@ func (w *appender) send(ctx context.Context, j *job) (time.Duration, error) {
 		case errFatal:
 			return 0, fmt.Errorf("imap: APPEND to %q: %w", cfg.Folder, err)
 		}
-		if retry.attempts >= retry.retries {
-			return 0, fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, retry.attempts+1, err)
+		if !retry.Left() {
+			return 0, fmt.Errorf("imap: APPEND to %q: giving up after %d attempts: %w", cfg.Folder, retry.Attempts+1, err)
 		}
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Number: j.num, UIDL: j.uidl, Err: err})
-		if _, werr := retry.again(ctx); werr != nil {
+		if _, werr := retry.Again(ctx); werr != nil {
 			return 0, werr
 		}
 	}

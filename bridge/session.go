@@ -9,6 +9,7 @@ import (
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/imapappend"
+	"github.com/pop2imap/pop2imap/internal/pacer"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -37,16 +38,16 @@ func (m *Migrator) Run(ctx context.Context) error {
 	if m.Stats == nil {
 		m.Stats = &Stats{}
 	}
-	retry := newPacer(cfg.Retries, cfg.RetryDelay)
-	retry.floor = func() time.Duration { return time.Duration(m.Stats.LoginDelay.Load()) }
+	retry := pacer.New(cfg.Retries, cfg.RetryDelay)
+	retry.Floor = func() time.Duration { return time.Duration(m.Stats.LoginDelay.Load()) }
 	for {
 		err := m.session(ctx, &cfg)
-		if err == nil || ctx.Err() != nil || !isTemporary(err) || retry.attempts >= retry.retries {
+		if err == nil || ctx.Err() != nil || !isTemporary(err) || !retry.Left() {
 			return err
 		}
 		m.Stats.Retries.Add(1)
 		m.emit(Event{Kind: EventRetry, Err: err})
-		if _, werr := retry.again(ctx); werr != nil {
+		if _, werr := retry.Again(ctx); werr != nil {
 			return werr
 		}
 	}

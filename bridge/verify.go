@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pop2imap/pop2imap/internal/pacer"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -541,14 +542,14 @@ func (c *crlfCounter) total() int64 {
 // dropping the connection (as verify's own do) may hold the maildrop's
 // lock until the server notices, which it answers with [IN-USE].
 func dialPOP3Patiently(ctx context.Context, ep *Endpoint) (*pop3.Client, error) {
-	retry := newPacer(5, 100*time.Millisecond)
+	retry := pacer.New(5, 100*time.Millisecond)
 	for {
 		pc, err := DialPOP3(ctx, ep)
 		var cerr *ConnectError
 		if err == nil || !errors.As(err, &cerr) || !cerr.Temporary() {
 			return pc, err
 		}
-		if ok, werr := retry.again(ctx); werr != nil {
+		if ok, werr := retry.Again(ctx); werr != nil {
 			return nil, werr
 		} else if !ok {
 			return nil, err
