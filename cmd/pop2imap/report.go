@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -93,20 +94,28 @@ func (r *report) write(path string, s *bridge.Stats, elapsed time.Duration, runE
 	return writeReport(path, r)
 }
 
-// writeReport stores v as indented JSON at path atomically, the way
-// restic's local backend saves a file: a temporary file beside it, written
-// and fsync'd, then renamed over it. A reader never sees half a report.
+// writeReport stores v as indented JSON at path atomically (writeAtomic).
 func writeReport(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
+}
+
+// writeAtomic stores what write writes at path atomically, the way
+// restic's local backend saves a file: a temporary file beside it, written
+// and fsync'd, then renamed over it. A reader never sees half a report.
+func writeAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".pop2imap-report-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
+	err = write(tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
