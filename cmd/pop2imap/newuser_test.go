@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/humanize"
 	"github.com/spf13/pflag"
 )
 
@@ -257,7 +258,7 @@ func TestSummaryOnlyWhenSomethingHappened(t *testing.T) {
 	for _, m := range e.pop.Messages() {
 		total += int64(len(m.Data))
 	}
-	for _, want := range []string{fmt.Sprintf("Would delete:  %d (%s)", e.samples, humanBytes(total)), "Bytes to copy: " + humanBytes(total)} {
+	for _, want := range []string{fmt.Sprintf("Would delete:  %d (%s)", e.samples, humanize.Bytes(total)), "Bytes to copy: " + humanize.Bytes(total)} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("dry run summary lacks %q:\n%s", want, stdout)
 		}

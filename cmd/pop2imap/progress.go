@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/humanize"
 )
 
 // progress draws what the pipeline counts: a bar on a terminal, or a log line
@@ -205,7 +206,7 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 	if dryRun {
 		row("Would copy", s.ToCopy.Load(), true)
 		if plan != nil && plan.deletes.Load() > 0 {
-			fmt.Fprintf(w, "  %-14s %d (%s)\n", "Would delete:", plan.deletes.Load(), humanBytes(plan.deleteBytes.Load()))
+			fmt.Fprintf(w, "  %-14s %d (%s)\n", "Would delete:", plan.deletes.Load(), humanize.Bytes(plan.deleteBytes.Load()))
 		}
 	}
 	row("Appended", s.Appended.Load(), true)
@@ -215,9 +216,9 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 	row("Left behind", s.LeftBehind.Load(), true)
 	row("Retries", s.Retries.Load(), false)
 	if dryRun {
-		fmt.Fprintf(w, "  %-14s %s\n", "Bytes to copy:", humanBytes(s.BytesToCopy.Load()))
+		fmt.Fprintf(w, "  %-14s %s\n", "Bytes to copy:", humanize.Bytes(s.BytesToCopy.Load()))
 	} else {
-		fmt.Fprintf(w, "  %-14s %s\n", "Bytes:", humanBytes(s.Bytes.Load()))
+		fmt.Fprintf(w, "  %-14s %s\n", "Bytes:", humanize.Bytes(s.Bytes.Load()))
 	}
 	rate := 0.0
 	if secs := elapsed.Seconds(); secs > 0 {
@@ -229,17 +230,4 @@ func printSummary(w io.Writer, s *bridge.Stats, elapsed time.Duration, dryRun bo
 // dryRunPlan counts the deletions a dry run announces.
 type dryRunPlan struct {
 	deletes, deleteBytes atomic.Int64
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/pop2imap/pop2imap/internal/chromiumtest"
 )
 
 // TestStatusPageInChromium loads the bridge's status page in headless
@@ -14,19 +12,7 @@ import (
 // names the account, the folder and what was forwarded. It skips where
 // Chromium is not installed, unless POP2IMAP_CHROMIUM=require (as in CI).
 func TestStatusPageInChromium(t *testing.T) {
-	browser := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			browser = p
-			break
-		}
-	}
-	if browser == "" {
-		if os.Getenv("POP2IMAP_CHROMIUM") == "require" {
-			t.Fatal("no chromium installed, and POP2IMAP_CHROMIUM=require (CI installs Debian's chromium)")
-		}
-		t.Skip("no chromium installed")
-	}
+	chromiumtest.Browser(t) // skip before starting the servers
 	e := newBridgeEnv(t, 2)
 	t.Setenv("POP2IMAP_POP3_PASSWORD", testPOP3Pass)
 	t.Setenv("POP2IMAP_IMAP_PASSWORD", testIMAPPass)
@@ -36,15 +22,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	addr := metricsAddrRE.FindStringSubmatch(line)[1]
 	logs.waitForCycles(t, next, "default", map[string]int{"appended": 2})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu",
-		"--user-data-dir="+t.TempDir(), "--dump-dom", "http://"+addr+"/")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	dom := string(out)
+	dom := chromiumtest.DumpDOM(t, "http://"+addr+"/")
 	for _, want := range []string{"<title>pop2imap bridge</title>", `id="account-default"`, "<code>Gmail</code>",
 		"2 in the last cycle, 2 since the bridge started", `class="ok"`, "every 1h0m0s"} {
 		if !strings.Contains(dom, want) {
