@@ -3,6 +3,7 @@ package batch
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
@@ -181,6 +182,12 @@ type loader struct {
 	errs     RowErrors
 	defaults *DefaultsError // the first default found not to work
 	row      []*RowError    // the errors of the row being checked
+	// roots is the pool of the system's roots and Defaults.CAFile, once
+	// an endpoint has been built with it. Build makes a pool for each
+	// endpoint, a copy of the system's roots: for 10,000 rows that was
+	// 2.5 s and 650 MB. The endpoints built after the first that checked
+	// the file share its pool, which is only read.
+	roots *x509.CertPool
 }
 
 // rowError records an error of the row being checked: the first of each
@@ -426,13 +433,18 @@ func (l *loader) endpoint(line int, proto string, cell map[string]string, passwo
 	col := func(field string) string { return proto + "_" + field }
 	secretFn, oauth2, ok := l.secret(line, proto, password)
 	spec := bridge.EndpointSpec{
-		Proto:  proto,
-		Server: lowerHost(cell[col("server")]),
-		User:   cell[col("user")],
-		TLS:    cell[col("tls")],
-		Auth:   cell[col("auth")],
-		CAFile: l.d.CAFile, AllowInsecureAuth: l.d.AllowInsecureAuth,
-		Timeout: l.d.Timeout, Secret: secretFn, OAuth2: oauth2,
+		Proto:             proto,
+		Server:            lowerHost(cell[col("server")]),
+		User:              cell[col("user")],
+		TLS:               cell[col("tls")],
+		Auth:              cell[col("auth")],
+		AllowInsecureAuth: l.d.AllowInsecureAuth,
+		Timeout:           l.d.Timeout,
+		Secret:            secretFn,
+		OAuth2:            oauth2,
+	}
+	if l.roots == nil {
+		spec.CAFile = l.d.CAFile
 	}
 	fromDefault := map[string]bool{}
 	if spec.TLS == "" {
@@ -447,6 +459,11 @@ func (l *loader) endpoint(line int, proto string, cell map[string]string, passwo
 	case err == nil:
 		if !ok {
 			return nil
+		}
+		if spec.CAFile != "" {
+			l.roots = ep.TLSConfig.RootCAs
+		} else if l.roots != nil {
+			ep.TLSConfig.RootCAs = l.roots
 		}
 		return ep
 	case errors.As(err, &serr) && (serr.Field == "ca_file" || serr.Field == "timeout"):

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/secret"
+	"github.com/pop2imap/pop2imap/internal/testcert"
 	"github.com/pop2imap/pop2imap/state"
 )
 
@@ -619,5 +621,34 @@ func TestAccountID(t *testing.T) {
 	}
 	if !strings.HasPrefix(filepath.Base(got), "alice@pop.example.com_995-to-bob@imap.example.com_993-INBOX-") {
 		t.Errorf("journal name %s is not readable", filepath.Base(got))
+	}
+}
+
+// TestLoadCAFile proves that every endpoint trusts the extra CA, while the
+// rows share one pool of roots rather than each copying the system's.
+func TestLoadCAFile(t *testing.T) {
+	ca := testcert.New(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testcert.Leaf{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := mustLoad(t, accountsFile(5, nil), Defaults{CAFile: caFile})
+	first := accounts[0].POP3.TLSConfig.RootCAs
+	for _, a := range accounts {
+		for _, ep := range []*bridge.Endpoint{a.POP3, a.IMAP} {
+			if ep.TLSConfig.RootCAs != first {
+				t.Errorf("%s %s has a pool of its own", a.Name, ep.Addr)
+			}
+			if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: ep.TLSConfig.RootCAs, DNSName: "localhost"}); err != nil {
+				t.Errorf("%s %s does not trust the CA file: %v", a.Name, ep.Addr, err)
+			}
+		}
+	}
+	if a := mustLoad(t, accountsFile(1, nil), Defaults{}); a[0].POP3.TLSConfig.RootCAs != nil {
+		t.Error("without a CA file, the endpoint does not use the system's roots")
 	}
 }
