@@ -315,6 +315,13 @@ func (l *loader) readHeader(line int, header []string) error {
 	bad := func(column string, err error) {
 		errs.add(&RowError{Path: l.path, Line: line, Column: column, Err: err})
 	}
+	if !slices.ContainsFunc(header, func(h string) bool { return known[strings.ToLower(strings.TrimSpace(h))] }) {
+		// Most likely an account, with its passwords, where the header
+		// should be: its fields are not repeated.
+		bad("", fmt.Errorf("the first row names none of the columns; start the file with a header row such as %s",
+			strings.Join(requiredColumns, ",")))
+		return errs.err()
+	}
 	l.cols, l.nfields = map[string]int{}, len(header)
 	for i, h := range header {
 		name := strings.ToLower(strings.TrimSpace(h))

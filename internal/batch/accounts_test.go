@@ -308,6 +308,7 @@ func TestLoadHeaderErrors(t *testing.T) {
 		{"unknown", "pop3_sever," + header, []string{"pop3_sever"}, "unknown column"},
 		{"duplicate", strings.TrimSuffix(header, "\n") + ", POP3_User\n", []string{"pop3_user"}, "named twice"},
 		{"empty name", "," + header, []string{""}, "column 1 has no name"},
+		{"no header", "pop.example.com,alice,Hunter2,imap.example.com,bob,Hunter3\n", []string{""}, "names none of the columns"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := load(t, "\n"+tt.header+"p,u,pw,i,v,pw\n", Defaults{})
@@ -321,6 +322,9 @@ func TestLoadHeaderErrors(t *testing.T) {
 			}
 			if fmt.Sprint(cols) != fmt.Sprint(tt.columns) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v (columns %q); want columns %q and %q", err, cols, tt.columns, tt.want)
+			}
+			if strings.Contains(strings.ToLower(err.Error()), "hunter") {
+				t.Errorf("%q repeats a password", err)
 			}
 		})
 	}
