@@ -32,10 +32,25 @@ func DefaultPath(pop3Addr, pop3User, imapAddr, imapUser, folder string) (string,
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{pop3Addr, pop3User, imapAddr, imapUser, folder}, "\x00")))
+	return filepath.Join(base, "pop2imap", JournalName(pop3Addr, pop3User, imapAddr, imapUser, folder)), nil
+}
+
+// PairHash is the SHA-256 of the five fields that name a journal, joined
+// with NUL. It is the identity of one POP3 account copied into one IMAP
+// folder: the journal's name carries its first 12 hex digits, and a batch
+// names its accounts by it.
+func PairHash(pop3Addr, pop3User, imapAddr, imapUser, folder string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(strings.Join([]string{pop3Addr, pop3User, imapAddr, imapUser, folder}, "\x00")))
+}
+
+// JournalName is the file name of the journal of one pair, without its
+// directory: the readable slug, then the first 12 hex digits of PairHash,
+// then ".journal" (see DefaultPath). Every place that names a journal by
+// its pair calls it, so that one pair has one name wherever it is kept.
+func JournalName(pop3Addr, pop3User, imapAddr, imapUser, folder string) string {
+	sum := PairHash(pop3Addr, pop3User, imapAddr, imapUser, folder)
 	slug := slugify(pop3User + "@" + pop3Addr + "-to-" + imapUser + "@" + imapAddr + "-" + folder)
-	name := slug + "-" + hex.EncodeToString(sum[:])[:12] + ".journal"
-	return filepath.Join(base, "pop2imap", name), nil
+	return slug + "-" + hex.EncodeToString(sum[:])[:12] + ".journal"
 }
 
 // slugify keeps the characters that are safe and readable in a file name,

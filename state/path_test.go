@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/hex"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -89,5 +90,29 @@ func TestDefaultPathNoHome(t *testing.T) {
 	t.Setenv("HOME", "")
 	if _, err := DefaultPath("p", "u", "i", "v", "f"); err == nil || !strings.Contains(err.Error(), "XDG_STATE_HOME") {
 		t.Fatalf("DefaultPath without HOME: %v, want an error naming XDG_STATE_HOME", err)
+	}
+}
+
+// TestJournalName proves that DefaultPath names the journal with
+// JournalName, and that the name carries the start of PairHash: a batch
+// that keys its accounts by PairHash and names journals with JournalName
+// agrees with migrate on both.
+func TestJournalName(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/xdg")
+	f := [5]string{"pop.example.com:995", "alice", "imap.example.com:993", "bob", "Archive/2024"}
+	path, err := DefaultPath(f[0], f[1], f[2], f[3], f[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := JournalName(f[0], f[1], f[2], f[3], f[4])
+	if filepath.Base(path) != name {
+		t.Errorf("DefaultPath's name %q is not JournalName's %q", filepath.Base(path), name)
+	}
+	sum := PairHash(f[0], f[1], f[2], f[3], f[4])
+	if want := "-" + hex.EncodeToString(sum[:6]) + ".journal"; !strings.HasSuffix(name, want) {
+		t.Errorf("name %q does not end with the pair hash %q", name, want)
+	}
+	if other := PairHash(f[0], f[1], f[2], f[3], "Archive/2025"); other == sum {
+		t.Error("another folder has the same pair hash")
 	}
 }
