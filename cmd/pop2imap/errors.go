@@ -65,6 +65,7 @@ func (e *errLeftBehind) Error() string {
 // user's mistakes (usage and settings) exit 2.
 func exitCode(err error) int {
 	var lb *errLeftBehind
+	var bi *errBatchIncomplete
 	switch k := errkind.Of(err); {
 	case err == nil:
 		return exitOK
@@ -72,7 +73,7 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case k.UserError():
 		return exitUsage
-	case errors.As(err, &lb):
+	case errors.As(err, &lb), errors.As(err, &bi):
 		return exitLeftBehind
 	}
 	return exitError
@@ -116,7 +117,7 @@ func explain(err error) string {
 		return "pop2imap: interrupted; the journal is consistent, so rerun the same command to continue"
 	case errors.As(err, &lb):
 		hint = "rerun after fixing the cause; messages already copied are skipped"
-	case errors.As(err, &lock), errors.As(err, &bad):
+	case errors.As(err, &lock), errors.As(err, &bad), errors.As(err, new(*errBatchIncomplete)):
 		return "pop2imap: " + err.Error()
 	case errors.As(err, &vm):
 		hint = "run migrate again to copy what is missing (-); a message marked * has a copy with different bytes in the folder; a + is an extra copy that migrate never removes (see README, \"Removing duplicates\")"

@@ -24,6 +24,8 @@ Usage:
                      check that every POP3 message is in the IMAP folder, byte for byte
   pop2imap bridge  --config FILE | [same connection flags]
                      keep forwarding new mail (SIGTERM exits 0, SIGHUP reloads)
+  pop2imap batch   --accounts FILE.csv --state-dir DIR [flags]
+                     move many mailboxes, capped per host; rerun to continue
   pop2imap login   --provider gmail|microsoft --client-id ID --token-file FILE [flags]
                      get OAuth2 tokens once, for --pop3/--imap-oauth2-token-file
   pop2imap demo      run the whole pipeline against in-process servers
@@ -35,7 +37,8 @@ Passwords come from POP2IMAP_POP3_PASSWORD and POP2IMAP_IMAP_PASSWORD, or
 OAuth2 tokens from --pop3-oauth2-token-file and --imap-oauth2-token-file (see login).
 
 Exit codes: 0 done; 1 error; 2 bad usage; 3 finished, but some messages were
-left on the POP3 server; 130 interrupted.
+left on the POP3 server (batch: some accounts failed or left mail behind);
+130 interrupted.
 `
 
 // memoryLimit is the soft limit pop2imap gives the Go runtime unless
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runVerifyCommand(ctx, args[1:], stdout, stderr)
 	case "bridge":
 		err = runBridgeCommand(ctx, args[1:], stdout, stderr)
+	case "batch":
+		err = runBatchCommand(ctx, args[1:], stdout, stderr)
 	case "login":
 		err = runLoginCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
@@ -88,12 +93,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usageErrorf("unknown command %q; the commands are migrate, verify, bridge, login, demo and version", args[0])
+		err = usageErrorf("unknown command %q; the commands are migrate, verify, bridge, batch, login, demo and version", args[0])
 	}
 	var ue *usageError
 	if errors.As(err, &ue) && ue.cmd == "" && len(args) > 0 && args[0] != "help" {
 		switch args[0] {
-		case "migrate", "verify", "bridge", "login", "demo":
+		case "migrate", "verify", "bridge", "batch", "login", "demo":
 			ue.cmd = args[0]
 		}
 	}
