@@ -25,3 +25,9 @@ const (
 	// Config.MaxMessageSize is 0.
 	DefaultMaxMessageSize = 256 << 20
 )
+
+// MessagesPerConn is the fewest messages to copy that earn one more
+// appending connection. One connection pipelines its APPENDs, so a few
+// messages gain nothing from a second login; a batch of ten thousand
+// small mailboxes saves three logins each.
+const MessagesPerConn = 8

@@ -75,7 +75,9 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	start := time.Now()
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
-	conns := min(p.cfg.IMAPConns, tasks.len())
+	// A login costs the server more than a few messages do: a small
+	// mailbox gets one connection per MessagesPerConn messages.
+	conns := min(p.cfg.IMAPConns, (tasks.len()+MessagesPerConn-1)/MessagesPerConn)
 	for i := 0; i < conns; i++ {
 		// Each connection has up to maxAppendsPerConn appenders, of which
 		// its window lets some take jobs: the window, not the number of

@@ -85,6 +85,17 @@ func (p *Progress) Estimate(ctx context.Context, accounts []Account, runner *fle
 	return ctx.Err()
 }
 
+// messages is what STAT found in the account's maildrop.
+func (p *Progress) messages(id string) (int64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.estimate[id]
+	return e.msgs, ok
+}
+
 func (p *Progress) started(stats *bridge.Stats, id string) {
 	if p == nil {
 		return

@@ -175,6 +175,11 @@ func attempt(ctx context.Context, a Account, opts *Options, stats *bridge.Stats,
 	if want <= 0 {
 		want = bridge.DefaultIMAPConns
 	}
+	if n, ok := opts.Progress.messages(a.ID); ok {
+		// The engine opens one appending connection per
+		// bridge.MessagesPerConn messages; reserve no more.
+		want = max(1, min(want, int((n+bridge.MessagesPerConn-1)/bridge.MessagesPerConn)))
+	}
 	need := fleet.Need{POP3: a.POP3, IMAP: a.IMAP, Appenders: want}
 	return opts.Runner.Do(ctx, need, func(ctx context.Context, g fleet.Grant) error {
 		cfg.Folder, cfg.Delete, cfg.Seen = a.Folder, a.Delete, a.Seen
