@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,6 +116,10 @@ func runBatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	var shard batch.Shard
 	if o.Shard != "" {
 		if shard, err = batch.ParseShard(o.Shard); err != nil {
+			var se *batch.ShardError
+			if errors.As(err, &se) {
+				return &usageError{msg: fmt.Sprintf("--shard %s: %v", se.Value, se.Err), err: err}
+			}
 			return err
 		}
 	}
@@ -138,7 +143,7 @@ func runBatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	o.all = mine
 	latest := batch.Latest(results)
 	if mine, err = batch.Select(mine, latest, o.Only); err != nil {
-		return err
+		return &usageError{msg: fmt.Sprintf("--only %s: want %s or %s, or no --only for every account", o.Only, batch.OnlyFailed, batch.OnlyPending), err: err}
 	}
 	needs := make([]fleet.Need, len(mine))
 	for i, a := range mine {

@@ -10,9 +10,11 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/pop2imap/pop2imap/bridge"
+	"github.com/pop2imap/pop2imap/internal/batch"
 	"github.com/pop2imap/pop2imap/internal/daemon"
 	"github.com/pop2imap/pop2imap/internal/errkind"
 	"github.com/pop2imap/pop2imap/internal/oauthtoken"
+	"github.com/pop2imap/pop2imap/internal/secret"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -104,7 +106,16 @@ func explain(err error) string {
 		oerr   *oauthtoken.Error
 	)
 	hint := ""
+	var rows *batch.RowErrors
 	switch {
+	case errors.As(err, &rows):
+		n := len(rows.Errs) + rows.More
+		return fmt.Sprintf("pop2imap: the accounts file has %d %s, so nothing was run; fix %s, then rerun:\n  %s",
+			n, plural(n, "error", "errors"), plural(n, "it", "them all"), strings.ReplaceAll(rows.Error(), "\n", "\n  "))
+	case errors.As(err, new(*secret.PermissionError)):
+		return "pop2imap: " + err.Error() // it says what to run
+	case errors.As(err, new(*batch.FileError)):
+		hint = "check the --accounts path"
 	case errors.As(err, &cfgErr):
 		hint = "fix the file, then check it with 'pop2imap bridge --config FILE --check'"
 	case errors.As(err, &ue) && ue.cmd != "":
@@ -165,6 +176,9 @@ func explain(err error) string {
 		hint = "check the host and port, and the --pop3-tls/--imap-tls mode (implicit uses 995/993, the others 110/143)"
 	default:
 		hint = kindHint(errkind.Of(err))
+	}
+	if hint == "" {
+		return "pop2imap: " + err.Error()
 	}
 	return "pop2imap: " + err.Error() + "; " + hint
 }
@@ -229,4 +243,11 @@ func upper(proto string) string {
 // on the terminal's screen, in a log or in a CI transcript.
 func strayArguments(n int) error {
 	return usageErrorf("%d unexpected argument(s) after the flags, not shown in case one is a password (passwords are never given on the command line)", n)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
