@@ -36,6 +36,10 @@ type Config struct {
 	// spooled to an unlinked file in TempDir. 0 means 1 MiB.
 	SpoolThreshold int64
 	TempDir        string
+	// Memory bounds the bytes of messages held in memory between RETR
+	// and the confirmed APPEND; nil means a budget of 16 MiB for this run
+	// alone. Runs of many accounts in one process share one.
+	Memory *MemoryBudget
 	// MaxMessageSize is the largest message copied; 0 means
 	// DefaultMaxMessageSize. When the IMAP server gives an APPENDLIMIT,
 	// the smaller of the two applies. A larger message is left on the

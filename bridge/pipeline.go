@@ -23,7 +23,7 @@ type pipeline struct {
 	adopt   *adopter
 	maxSize int64 // the largest message the spool takes
 	// mem bounds the spooled bytes in memory between RETR and APPEND.
-	mem *memBudget
+	mem *MemoryBudget
 
 	mu        sync.Mutex
 	confirmed []delMsg // recorded appended, not yet DELE'd
@@ -70,7 +70,10 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 	defer cancel()
 
 	if p.mem == nil {
-		p.mem = newMemBudget(inFlightMemory)
+		p.mem = p.cfg.Memory
+	}
+	if p.mem == nil {
+		p.mem = NewMemoryBudget(inFlightMemory)
 	}
 	start := time.Now()
 	jobs := make(chan *job, p.cfg.IMAPConns)

@@ -26,7 +26,7 @@ import (
 // the window usually stays small. The round's lowest latency is robust to a
 // large message's slow reply, but a round in which the queue ran dry reads
 // as no queue at all and lets a server-bound window grow; that costs
-// memory, which memBudget caps, not throughput.
+// memory, which MemoryBudget caps, not throughput.
 type appendWindow struct {
 	mu      sync.Mutex
 	changed sync.Cond
@@ -56,7 +56,7 @@ const (
 const initialWindow = 4
 
 // maxAppendsPerConn bounds one connection's window. The bytes in flight
-// are bounded apart from it (see memBudget).
+// are bounded apart from it (see MemoryBudget).
 const maxAppendsPerConn = 64
 
 func newAppendWindow(max int) *appendWindow {
@@ -140,32 +140,35 @@ func (w *appendWindow) width() int {
 	return w.limit
 }
 
-// memBudget bounds the bytes of spooled messages held in memory between
+// MemoryBudget bounds the bytes of spooled messages held in memory between
 // RETR and the confirmed APPEND, whatever the windows allow: the producer
 // takes a message's bytes before handing it on, and they come back when its
 // spool is closed. One message is always let through, however large, so
-// that a single message over the budget still moves.
-type memBudget struct {
+// that a single message over the budget still moves. Runs in one process
+// may share one (Config.Memory), so that running many accounts at once
+// does not multiply it.
+type MemoryBudget struct {
 	mu      sync.Mutex
 	changed sync.Cond
 	free    int64
 	total   int64
 }
 
-// inFlightMemory is the memBudget of a run: with the 1 MiB spool threshold,
+// inFlightMemory is the MemoryBudget of a run of its own: with the 1 MiB spool threshold,
 // at least 16 messages in memory and usually hundreds; larger ones are on
 // disk and cost nothing here.
 const inFlightMemory = 16 << 20
 
-func newMemBudget(total int64) *memBudget {
-	b := &memBudget{free: total, total: total}
+// NewMemoryBudget returns a budget of total bytes.
+func NewMemoryBudget(total int64) *MemoryBudget {
+	b := &MemoryBudget{free: total, total: total}
 	b.changed.L = &b.mu
 	return b
 }
 
 // take waits until n bytes are free, or until nothing is taken at all. It
 // returns false when done is closed first.
-func (b *memBudget) take(n int64, done <-chan struct{}) bool {
+func (b *MemoryBudget) take(n int64, done <-chan struct{}) bool {
 	if n == 0 {
 		return true
 	}
@@ -197,7 +200,7 @@ func (b *memBudget) take(n int64, done <-chan struct{}) bool {
 	return true
 }
 
-func (b *memBudget) give(n int64) {
+func (b *MemoryBudget) give(n int64) {
 	if n == 0 {
 		return
 	}

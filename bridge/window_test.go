@@ -100,7 +100,7 @@ func TestAppendWindowBlocks(t *testing.T) {
 // fit until another gives its bytes back, lets one through when nothing is
 // taken however large it is, and gives up when done closes.
 func TestMemBudget(t *testing.T) {
-	b := newMemBudget(100)
+	b := NewMemoryBudget(100)
 	never := make(chan struct{})
 	if !b.take(200, never) {
 		t.Fatal("a message over the whole budget was held back with nothing taken")

@@ -185,6 +185,7 @@ func attempt(ctx context.Context, a Account, opts *Options, stats *bridge.Stats,
 		cfg.Folder, cfg.Delete, cfg.Seen = a.Folder, a.Delete, a.Seen
 		cfg.IMAPConns = g.Appenders
 		cfg.Retries = -1
+		cfg.Memory = opts.Runner.Memory()
 		path := JournalPath(opts.StateDir, a)
 		m := &bridge.Migrator{
 			Config: cfg, POP3: g.POP3, IMAP: g.IMAP, Stats: stats,

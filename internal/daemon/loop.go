@@ -243,6 +243,7 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 	need := fleet.Need{POP3: l.acct.POP3, IMAP: l.acct.IMAP, Appenders: appenders}
 	return l.svc.opts.Runner.Do(ctx, need, func(ctx context.Context, g fleet.Grant) error {
 		cfg.IMAPConns = g.Appenders
+		cfg.Memory = l.svc.opts.Runner.Memory()
 		return l.migrate(ctx, cfg, g.POP3, g.IMAP, stats)
 	})
 }

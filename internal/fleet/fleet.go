@@ -26,6 +26,10 @@ import (
 const (
 	DefaultJobs            = 8
 	DefaultMaxConnsPerHost = 16
+	// Memory is the budget of message bytes in memory that every
+	// account of a runner shares (bridge.Config.Memory), however many
+	// run at once; larger messages are spooled to disk.
+	Memory = 32 << 20
 )
 
 // Need is what one account asks of the runner.
@@ -65,6 +69,7 @@ func (e *CapError) ErrorKind() errkind.Kind { return errkind.Usage }
 type Runner struct {
 	jobs    chan struct{}
 	maxConn int
+	memory  *bridge.MemoryBudget
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced whenever slots are given back
@@ -84,11 +89,15 @@ func New(jobs, maxConnsPerHost int) *Runner {
 		maxConnsPerHost = DefaultMaxConnsPerHost
 	}
 	return &Runner{
-		jobs: make(chan struct{}, jobs), maxConn: maxConnsPerHost,
+		jobs: make(chan struct{}, jobs), maxConn: maxConnsPerHost, memory: bridge.NewMemoryBudget(Memory),
 		changed:  make(chan struct{}),
 		reserved: map[string]int{}, open: map[string]int{}, peak: map[string]int{},
 	}
 }
+
+// Memory is the budget of message bytes in memory that the runner's
+// accounts share: set it as their bridge.Config.Memory.
+func (r *Runner) Memory() *bridge.MemoryBudget { return r.memory }
 
 // Jobs is how many accounts run at a time.
 func (r *Runner) Jobs() int { return cap(r.jobs) }
