@@ -22,7 +22,7 @@ type batchOptions struct {
 	fleetOptions
 	Accounts, StateDir string
 	Shard, Only        string
-	Check              bool
+	Check, Estimate    bool
 	Report, HTML       string
 	Progress           string
 	LogFormat          string
@@ -65,6 +65,7 @@ func (o *batchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `I/N` of the accounts (0 <= I < N), chosen by a stable hash of each account")
 	fs.StringVar(&o.Only, "only", "", "run only the accounts whose last result is `WHICH`: failed (failed or left messages behind) or pending (never finished)")
 	fs.BoolVar(&o.Check, "check", false, "log in to both sides of every account, count the mail and look for the folder; copy nothing")
+	fs.BoolVar(&o.Estimate, "estimate", true, "STAT every account before copying, for one total and time left (false: skip it, for servers that enforce a LOGIN-DELAY between logins)")
 	fs.StringVar(&o.Report, "report", "", "write the totals and every account as JSON to `FILE`")
 	fs.StringVar(&o.HTML, "html", "", "write a self-contained HTML report to `FILE`")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (on a terminal), always or never (a log line every 5s)")
@@ -244,11 +245,13 @@ func runBatch(ctx context.Context, o *batchOptions, accounts []batch.Account, ru
 	progress := batch.NewProgress(len(accounts))
 	show := startBatchProgress(o.Progress, progress, stderr, logger)
 	defer show.stop()
-	if err := progress.Estimate(ctx, accounts, runner); err != nil {
-		return err
+	if o.Estimate {
+		if err := progress.Estimate(ctx, accounts, runner); err != nil {
+			return err
+		}
+		s := progress.Snapshot()
+		logger.Info("batch estimate", "accounts", s.Accounts, "messages", s.MessagesTotal, "bytes", s.BytesTotal, "unknown", s.Unknown)
 	}
-	s := progress.Snapshot()
-	logger.Info("batch estimate", "accounts", s.Accounts, "messages", s.MessagesTotal, "bytes", s.BytesTotal, "unknown", s.Unknown)
 
 	cfg := bridge.Config{IMAPConns: o.IMAPConns, MaxMessageSize: int64(o.MaxMessageSize), Timeout: o.conn.Timeout}
 	_, err = batch.Run(ctx, accounts, batch.Options{
@@ -259,7 +262,7 @@ func runBatch(ctx context.Context, o *batchOptions, accounts []batch.Account, ru
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	s = progress.Snapshot()
+	s := progress.Snapshot()
 	fmt.Fprintf(stdout, "%d accounts: %d done, %d left messages behind, %d failed, %d not finished; %d messages (%s) copied in %s\n",
 		s.Accounts, s.Done, s.LeftBehind, s.Failed, s.Accounts-s.Done-s.LeftBehind-s.Failed,
 		s.Copied, humanize.Bytes(s.Bytes), s.Elapsed.Round(time.Second))
