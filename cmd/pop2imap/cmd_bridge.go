@@ -166,13 +166,6 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 			return err
 		}
 	}
-	if o.Check {
-		printAccounts(stdout, accounts)
-		for _, w := range warnings {
-			fmt.Fprintln(stdout, "warning:", w)
-		}
-		return nil
-	}
 	needs := make([]fleet.Need, len(accounts))
 	for i, a := range accounts {
 		needs[i] = fleet.Need{POP3: a.POP3, IMAP: a.IMAP, Appenders: appenders(a.Bridge)}
@@ -180,6 +173,13 @@ func runBridge(ctx context.Context, o *bridgeOptions, hup <-chan os.Signal, stdo
 	runner, err := o.fleetOptions.runner(needs)
 	if err != nil {
 		return err
+	}
+	if o.Check {
+		printAccounts(stdout, accounts)
+		for _, w := range warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+		return nil
 	}
 	svc := daemon.New(daemon.Options{Logger: logger, HealthIntervals: o.HealthIntervals, Advice: advice, Runner: runner})
 
