@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/pop2imap/pop2imap/bridge"
@@ -22,36 +21,19 @@ type Checked struct {
 // accounts' order.
 func Check(ctx context.Context, accounts []Account, runner *fleet.Runner, timeout time.Duration) []Checked {
 	out := make([]Checked, len(accounts))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for i := 0; i < runner.Jobs(); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range work {
-				a := accounts[k]
-				c := Checked{Account: a}
-				c.Err = runner.Do(ctx, fleet.Need{POP3: a.POP3, IMAP: a.IMAP}, func(ctx context.Context, g fleet.Grant) error {
-					var err error
-					c.Probe, err = bridge.ProbeAccount(ctx, g.POP3, g.IMAP, a.Folder, timeout)
-					return err
-				})
-				out[k] = c
-			}
-		}()
+	fed := each(ctx, runner.Jobs(), len(accounts), func(k int) bool {
+		a := accounts[k]
+		c := Checked{Account: a}
+		c.Err = runner.Do(ctx, fleet.Need{POP3: a.POP3, IMAP: a.IMAP}, func(ctx context.Context, g fleet.Grant) error {
+			var err error
+			c.Probe, err = bridge.ProbeAccount(ctx, g.POP3, g.IMAP, a.Folder, timeout)
+			return err
+		})
+		out[k] = c
+		return true
+	})
+	for k := fed; k < len(accounts); k++ {
+		out[k] = Checked{Account: accounts[k], Err: ctx.Err()}
 	}
-	for k := range accounts {
-		select {
-		case work <- k:
-			continue
-		case <-ctx.Done():
-		}
-		for ; k < len(accounts); k++ {
-			out[k] = Checked{Account: accounts[k], Err: ctx.Err()}
-		}
-		break
-	}
-	close(work)
-	wg.Wait()
 	return out
 }

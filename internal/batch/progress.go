@@ -42,43 +42,26 @@ func NewProgress(accounts int) *Progress {
 // the copy starts. An account whose STAT fails is counted as unknown; its
 // run says why. It returns ctx.Err() when ctx ends first.
 func (p *Progress) Estimate(ctx context.Context, accounts []Account, runner *fleet.Runner) error {
-	work := make(chan Account)
-	var wg sync.WaitGroup
-	for i := 0; i < runner.Jobs(); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range work {
-				var n int
-				var size int64
-				err := runner.Do(ctx, fleet.Need{POP3: a.POP3}, func(ctx context.Context, g fleet.Grant) error {
-					var err error
-					n, size, err = bridge.StatPOP3(ctx, g.POP3)
-					return err
-				})
-				p.mu.Lock()
-				if err != nil {
-					p.unknown++
-				} else {
-					p.estimate[a.ID] = estimate{int64(n), size}
-					p.msgsTotal += int64(n)
-					p.bytesTotal += size
-				}
-				p.mu.Unlock()
-			}
-		}()
-	}
-	for _, a := range accounts {
-		select {
-		case work <- a:
-		case <-ctx.Done():
+	each(ctx, runner.Jobs(), len(accounts), func(k int) bool {
+		a := accounts[k]
+		var n int
+		var size int64
+		err := runner.Do(ctx, fleet.Need{POP3: a.POP3}, func(ctx context.Context, g fleet.Grant) error {
+			var err error
+			n, size, err = bridge.StatPOP3(ctx, g.POP3)
+			return err
+		})
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			p.unknown++
+		} else {
+			p.estimate[a.ID] = estimate{int64(n), size}
+			p.msgsTotal += int64(n)
+			p.bytesTotal += size
 		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(work)
-	wg.Wait()
+		return true
+	})
 	p.mu.Lock()
 	p.start = time.Now() // the rate counts from the copy's start
 	p.mu.Unlock()

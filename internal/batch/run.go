@@ -67,50 +67,25 @@ func Run(ctx context.Context, accounts []Account, opts Options) ([]Result, error
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "journals"), 0o700); err != nil {
 		return nil, &LogError{Path: filepath.Join(opts.StateDir, "journals"), Op: "mkdir", Err: err}
 	}
-	work := make(chan Account)
 	var (
 		mu      sync.Mutex
 		results []Result
 		logErr  error
-		wg      sync.WaitGroup
 	)
-	// Workers, not a goroutine per account: ten thousand accounts cost
-	// jobs goroutines, and the runner's job slots do the rest.
-	for i := 0; i < opts.Runner.Jobs(); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range work {
-				r, ok := runAccount(ctx, a, &opts)
-				if !ok {
-					continue
-				}
-				err := opts.Log.Write(r)
-				mu.Lock()
-				results = append(results, r)
-				if err != nil && logErr == nil {
-					logErr = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for _, a := range accounts {
+	each(ctx, opts.Runner.Jobs(), len(accounts), func(k int) bool {
+		r, ok := runAccount(ctx, accounts[k], &opts)
+		if !ok {
+			return true
+		}
+		err := opts.Log.Write(r)
 		mu.Lock()
-		failed := logErr != nil
-		mu.Unlock()
-		if failed {
-			break
+		defer mu.Unlock()
+		results = append(results, r)
+		if err != nil && logErr == nil {
+			logErr = err // the batch cannot record what it does: stop
 		}
-		select {
-		case work <- a:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
+		return logErr == nil
+	})
 	if logErr != nil {
 		return results, logErr
 	}
