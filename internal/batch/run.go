@@ -118,7 +118,7 @@ func runAccount(ctx context.Context, a Account, opts *Options) (Result, bool) {
 	r.Listed, r.Done = stats.Listed.Load(), stats.AlreadyDone.Load()
 	r.Appended, r.Recovered, r.Adopted = stats.Appended.Load(), stats.Recovered.Load(), stats.Adopted.Load()
 	r.Deleted, r.LeftCount, r.Bytes = stats.Deleted.Load(), stats.LeftBehind.Load(), stats.Bytes.Load()
-	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || errkind.Of(err) == errkind.Canceled) {
+	if err != nil && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errkind.Of(err) == errkind.Canceled) {
 		opts.Progress.stopped(stats)
 		log.Info("account interrupted; the next run continues it", "appended", r.Appended)
 		return r, false
