@@ -192,8 +192,8 @@ func TestDovecotBatchCheckAndFailures(t *testing.T) {
 	w.checkOnce()
 }
 
-// TestDovecotBatchKill9 kills the batch binary with SIGKILL at random
-// moments, several times, and loses one account's journals between two of
+// TestDovecotBatchKill9 interrupts the batch binary once with Ctrl-C
+// (exit 130), then kills it with SIGKILL at random moments, several times, and loses one account's journals between two of
 // the runs, then reruns it until it finishes: every message of every
 // account is in its folder exactly once.
 func TestDovecotBatchKill9(t *testing.T) {
@@ -216,7 +216,12 @@ func TestDovecotBatchKill9(t *testing.T) {
 			if strings.Contains(sc.Text(), "msg=appended") {
 				appended++
 				if appended == killAt {
-					cmd.Process.Kill()
+					if round == 0 {
+						// Ctrl-C: the messages under way finish, then exit 130.
+						cmd.Process.Signal(os.Interrupt)
+					} else {
+						cmd.Process.Kill()
+					}
 					kills++
 				}
 			}
@@ -224,6 +229,9 @@ func TestDovecotBatchKill9(t *testing.T) {
 		err := cmd.Wait()
 		if err == nil {
 			break
+		}
+		if round == 0 && cmd.ProcessState.ExitCode() != 130 {
+			t.Errorf("after Ctrl-C the batch exited %d, want 130", cmd.ProcessState.ExitCode())
 		}
 		if round == 2 {
 			// The journal is not the ground truth: lose some.
