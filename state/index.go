@@ -26,8 +26,11 @@ import (
 // fsync'd. Its files are removed as soon as they are created (and at the
 // next Open, where the system does not allow removing an open file).
 
-// indexSuffix marks the index's temporary files.
-const indexSuffix = ".index-"
+// indexSuffix names, after the journal's own name, each temporary file of
+// the index while it is created: it is unlinked at once, so the name is
+// free again for the next one, and a crash in between leaves a file that
+// the next Open removes by name (see compactSuffix).
+const indexSuffix = ".index-tmp"
 
 // span is where one record line is in the journal: its offset and its
 // length, newline included.
@@ -89,14 +92,14 @@ type seg struct {
 // index is the journal's on-disk index. It is used under the journal's
 // mutex.
 type index struct {
-	dir, prefix string
-	rows        *os.File
-	slots       *os.File
-	nrows       int64
-	nslots      int64 // a power of two
-	segs        []seg
-	seed        maphash.Seed
-	b           [rowSize]byte
+	name   string // of its temporary files while they are created
+	rows   *os.File
+	slots  *os.File
+	nrows  int64
+	nslots int64 // a power of two
+	segs   []seg
+	seed   maphash.Seed
+	b      [rowSize]byte
 
 	// The newest rows are kept in tail, from row tailRow on, and written
 	// to the file when it fills: rows are added in order, and the newest
@@ -109,9 +112,10 @@ type index struct {
 // tailRows is how many rows the tail holds.
 const tailRows = 1024
 
-// openIndex creates an empty index in dir, sized for about want entries.
-func openIndex(dir, prefix string, want int64) (*index, error) {
-	x := &index{dir: dir, prefix: prefix, seed: maphash.MakeSeed(), tail: make([]byte, 0, tailRows*rowSize)}
+// openIndex creates an empty index, sized for about want entries, in
+// unlinked temporary files created under name.
+func openIndex(name string, want int64) (*index, error) {
+	x := &index{name: name, seed: maphash.MakeSeed(), tail: make([]byte, 0, tailRows*rowSize)}
 	var err error
 	if x.rows, err = x.tempFile(); err != nil {
 		return nil, err
@@ -129,9 +133,9 @@ func openIndex(dir, prefix string, want int64) (*index, error) {
 }
 
 func (x *index) tempFile() (*os.File, error) {
-	f, err := os.CreateTemp(x.dir, x.prefix)
+	f, err := os.OpenFile(x.name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|oNoFollow, 0o600)
 	if err != nil {
-		return nil, fileErr("create index file in", x.dir, err)
+		return nil, fileErr("create index file", x.name, err)
 	}
 	os.Remove(f.Name()) // fails only where open files cannot be removed
 	return f, nil

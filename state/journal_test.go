@@ -707,22 +707,29 @@ func (l *loggingFile) Sync() error {
 	return l.File.Sync()
 }
 
-// TestStaleCompactionFileRemoved proves that a temporary file left by a
-// crash during compaction is removed, and the journal is used as it is.
+// TestStaleCompactionFileRemoved proves that the temporary files left by
+// a crash during compaction, or while the index was created, are removed,
+// and the journal is used as it is.
 func TestStaleCompactionFileRemoved(t *testing.T) {
 	path := journalPath(t)
 	j := mustOpen(t, path)
 	begin(t, j, message(1))
 	want := entries(t, j)
 	j.Close()
-	stale := path + compactSuffix + "123"
+	stale := path + compactSuffix
 	if err := os.WriteFile(stale, []byte(header+"half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staleIndex := path + indexSuffix // a crash between creating and unlinking
+	if err := os.WriteFile(staleIndex, make([]byte, 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	j = mustOpen(t, path)
 	defer j.Close()
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stale compaction file still there: %v", err)
+	for _, name := range []string{stale, staleIndex} {
+		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("stale temporary file %s still there: %v", name, err)
+		}
 	}
 	sameEntries(t, "entries", entries(t, j), want)
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -40,8 +39,13 @@ func (e *CorruptError) Error() string {
 
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-// compactSuffix marks the temporary files written by compaction.
-const compactSuffix = ".compact-"
+// compactSuffix names, after the journal's own name, the temporary file
+// written by compaction. The name is fixed, not random: only the holder of
+// the journal's lock writes it, so opening a journal removes a stale one
+// with one unlink, where a scan of the directory would cost a batch of
+// ten thousand journals in one directory time in the square of their
+// number.
+const compactSuffix = ".compact-tmp"
 
 func (j *Journal) open() error {
 	dir := filepath.Dir(j.path)
@@ -62,8 +66,8 @@ func (j *Journal) open() error {
 	}
 	// Holding the lock, any compaction temp file is left over from a run
 	// that crashed; the journal itself is still whole, so drop it.
-	removeStaleTemps(dir, filepath.Base(j.path)+compactSuffix)
-	removeStaleTemps(dir, filepath.Base(j.path)+indexSuffix)
+	os.Remove(j.path + compactSuffix)
+	os.Remove(j.path + indexSuffix)
 
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
@@ -82,7 +86,7 @@ func (j *Journal) open() error {
 		}
 	}
 	// An entry takes at least one record of some 250 bytes.
-	j.idx, err = openIndex(dir, filepath.Base(j.path)+indexSuffix+"*", fi.Size()/250)
+	j.idx, err = openIndex(j.path+indexSuffix, fi.Size()/250)
 	if err != nil {
 		return err
 	}
@@ -395,7 +399,7 @@ func (j *Journal) truncate(off int64) error {
 // write, fsync, rename over the journal, fsync the directory.
 func (j *Journal) compact() error {
 	dir := filepath.Dir(j.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(j.path)+compactSuffix+"*")
+	tmp, err := os.OpenFile(j.path+compactSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC|oNoFollow, 0o600)
 	if err != nil {
 		return fileErr("create temporary file in", dir, err)
 	}
@@ -495,16 +499,4 @@ func (j *Journal) syncDir(dir string) error {
 		return fileErr("fsync", dir, err)
 	}
 	return nil
-}
-
-func removeStaleTemps(dir, prefix string) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, de := range des {
-		if strings.HasPrefix(de.Name(), prefix) {
-			os.Remove(filepath.Join(dir, de.Name()))
-		}
-	}
 }
