@@ -42,10 +42,12 @@
 #           its own Dovecot user (2 x N users), then the same messages as
 #           one maildrop through "pop2imap migrate", and the sink at each -k
 #           (default 4; 0: none). Fails on a lost or duplicated message, an
-#           account not done, more than 16 ESTABLISHED connections to
-#           Dovecot (ss every 100 ms) or a peak RSS over 128 MiB, never on
-#           time (bench/batch_test.go). In this mode -mix defaults to small,
-#           -fsync to optimized, and -flags are extra batch flags
+#           account not done, more ESTABLISHED connections to Dovecot than
+#           the cap (16, or --max-conns-per-host in -flags; ss every
+#           100 ms) or a peak RSS over 128 MiB, never on time
+#           (bench/batch_test.go). Dovecot keeps its users in one
+#           passwd-file. In this mode -mix defaults to small, -fsync to
+#           optimized, -k to 4, and -flags are extra batch flags
 #   -login  Dovecot's login processes in -batch mode: high-security (the
 #           default, one fork per connection) or performance
 #           (service_count = 0, process_min_avail = 2)
