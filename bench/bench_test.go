@@ -223,25 +223,33 @@ func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
 	md := b.makeMaildir(name)
 	var total atomic.Int64
 	b.seed(name, len(specs), 2, func(i int) error {
-		tmp := filepath.Join(md, "tmp", fmt.Sprintf("seed%d", i))
-		f, err := os.Create(tmp)
-		if err != nil {
-			return err
-		}
-		size, err := corpus.Write(f, b.cfg.seed, specs[i])
-		f.Close()
-		if err == nil {
-			err = os.Chown(tmp, b.uid, b.gid)
-		}
-		if err == nil {
-			// Dovecot orders new mail by file name: keep corpus order.
-			base := fmt.Sprintf("%d.M%06dP1.bench,S=%d,W=%d:2,", 1700000000+i, i, size, size)
-			err = os.Rename(tmp, filepath.Join(md, "cur", base))
-		}
+		size, err := b.writeSeedFile(md, i, specs[i])
 		total.Add(size)
 		return err
 	})
 	return total.Load()
+}
+
+// writeSeedFile writes spec as message i (0-based, the POP3 order) of the
+// Maildir md, made by makeMaildir, owned by the mail user, and returns its
+// size. It does not sync.
+func (b *bench) writeSeedFile(md string, i int, spec corpus.Spec) (int64, error) {
+	tmp := filepath.Join(md, "tmp", fmt.Sprintf("seed%d", i))
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, err
+	}
+	size, err := corpus.Write(f, b.cfg.seed, spec)
+	f.Close()
+	if err == nil {
+		err = os.Chown(tmp, b.uid, b.gid)
+	}
+	if err == nil {
+		// Dovecot orders new mail by file name: keep corpus order.
+		base := fmt.Sprintf("%d.M%06dP1.bench,S=%d,W=%d:2,", 1700000000+i, i, size, size)
+		err = os.Rename(tmp, filepath.Join(md, "cur", base))
+	}
+	return size, err
 }
 
 // seed calls write for message 0 to n-1 from the given number of
@@ -249,28 +257,7 @@ func (b *bench) seedMaildir(name string, specs []corpus.Spec) int64 {
 // seeded mail back, so that the first measurement does not pay for it in
 // its fsyncs.
 func (b *bench) seed(name string, n, workers int, write func(i int) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := write(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := parallel(n, workers, write); err != nil {
 		b.t.Fatalf("seeding %s: %v", name, err)
 	}
 	syscall.Sync()

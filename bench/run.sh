@@ -8,6 +8,7 @@
 #                     [-tls none|implicit] [-o results.txt]
 #        bench/run.sh -scale 1000000
 #        bench/run.sh -index 100000
+#        bench/run.sh -batch 10000 [-batch-msgs 3] [-login high-security|performance]
 #
 #   -n      maildrop sizes (messages of the usual mix, see bench/corpus)
 #   -mix    small: 2 to 8 KB text messages only, for the many-messages runs
@@ -35,6 +36,21 @@
 #           folder of this many tiny messages with a journal that knows none
 #           of them: one new message, then every message adopted
 #           (bench/index_test.go)
+#   -batch  instead of all the above, measure "pop2imap batch" (its defaults,
+#           --jobs 8 --max-conns-per-host 16) on this many accounts of
+#           -batch-msgs messages each (default 3), every source and target
+#           its own Dovecot user (2 x N users), then the same messages as
+#           one maildrop through "pop2imap migrate", and the sink at each -k
+#           (default 4; 0: none). Fails on a lost or duplicated message, an
+#           account not done, more ESTABLISHED connections to Dovecot than
+#           the cap (16, or --max-conns-per-host in -flags; ss every
+#           100 ms) or a peak RSS over 128 MiB, never on time
+#           (bench/batch_test.go). Dovecot keeps its users in one
+#           passwd-file. In this mode -mix defaults to small, -fsync to
+#           optimized, -k to 4, and -flags are extra batch flags
+#   -login  Dovecot's login processes in -batch mode: high-security (the
+#           default, one fork per connection) or performance
+#           (service_count = 0, process_min_avail = 2)
 #
 # Needs root (Dovecot switches to its mail user), dovecot-pop3d,
 # dovecot-imapd and time (/usr/bin/time). Traffic stays on 127.0.0.0/8.
@@ -44,21 +60,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sizes=2000 rtts=0,20,50 reps=3 ks=1,2,4,8 huge= seed=1 flags= mix=usual format=maildir delay=auto fsync=always tlsmode=none out= scale= index=
+batch= batchmsgs=3 login=high-security
+set_mix= set_fsync= set_k=
 while (($#)); do
 	case $1 in
 	-n) sizes=$2 ;;
 	-r) rtts=$2 ;;
 	-reps) reps=$2 ;;
-	-k) ks=$2 ;;
+	-k) ks=$2 set_k=1 ;;
 	-huge) huge=$2 ;;
 	-seed) seed=$2 ;;
 	-flags) flags=$2 ;;
 	-scale) scale=$2 ;;
 	-index) index=$2 ;;
-	-mix) mix=$2 ;;
+	-batch) batch=$2 ;;
+	-batch-msgs) batchmsgs=$2 ;;
+	-login) login=$2 ;;
+	-mix) mix=$2 set_mix=1 ;;
 	-format) format=$2 ;;
 	-delay) delay=$2 ;;
-	-fsync) fsync=$2 ;;
+	-fsync) fsync=$2 set_fsync=1 ;;
 	-tls) tlsmode=$2 ;;
 	-o) out=$2 ;;
 	-h | --help)
@@ -114,6 +135,17 @@ have_netem() {
 	ip netns del "$probe" 2>/dev/null || true
 	((ok))
 }
+if [[ -n $batch ]]; then
+	# Many small mailboxes against the fast sink, at RTT 0: no namespace.
+	[[ -n $set_mix ]] || mix=small
+	[[ -n $set_fsync ]] || fsync=optimized
+	[[ -n $set_k ]] || ks=4
+	delay=proxy rtts=0
+fi
+case $login in
+high-security | performance) ;;
+*) echo "bench/run.sh: -login must be high-security or performance" >&2; exit 2 ;;
+esac
 case $mix in
 usual | small) ;;
 *) echo "bench/run.sh: -mix must be usual or small" >&2; exit 2 ;;
@@ -132,7 +164,11 @@ netem) have_netem || { echo "bench/run.sh: tc netem does not work on this kernel
 proxy) ;;
 *) echo "bench/run.sh: -delay must be auto, netem or proxy" >&2; exit 2 ;;
 esac
-echo "bench: delay by $delay; mail_fsync = $fsync; TLS $tlsmode; sizes $sizes; RTT $rtts ms; $reps runs each; target $format; work dir $work"
+if [[ -n $batch ]]; then
+	echo "bench: batch of $batch accounts x $batchmsgs messages ($mix mix); mail_fsync = $fsync; $login login; target $format; work dir $work"
+else
+	echo "bench: delay by $delay; mail_fsync = $fsync; TLS $tlsmode; sizes $sizes; RTT $rtts ms; $reps runs each; target $format; work dir $work"
+fi
 
 go build -o "$work/pop2imap" ./cmd/pop2imap
 go test -c -o "$work/bench.test" ./bench
@@ -152,12 +188,15 @@ export BENCH_BIN=$work/pop2imap BENCH_WORK=$work BENCH_N=$sizes BENCH_RTT=$rtts 
 	BENCH_REPS=$reps BENCH_SINK_K=$ks BENCH_HUGE_MB=$huge BENCH_SEED=$seed \
 	BENCH_FLAGS=$flags BENCH_NETEM=$netem_flag BENCH_MIX=$mix BENCH_FORMAT=$format \
 	BENCH_FSYNC=$fsync BENCH_TLS=$tlsmode \
-	BENCH_SCALE_N=$scale BENCH_INDEX_N=$index
+	BENCH_SCALE_N=$scale BENCH_INDEX_N=$index \
+	BENCH_BATCH_N=$batch BENCH_BATCH_MSGS=$batchmsgs BENCH_LOGIN=$login
 run='^TestBench$'
 if [[ -n $scale ]]; then
 	run='^TestScale$'
 elif [[ -n $index ]]; then
 	run='^TestFolderIndex$'
+elif [[ -n $batch ]]; then
+	run='^TestBatch$'
 fi
 (cd bench && exec "${prefix[@]}" "$work/bench.test" -test.run "$run" -test.v -test.count=1 -test.timeout=0) &
 testpid=$!

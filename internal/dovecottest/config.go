@@ -43,16 +43,21 @@ func (s *Server) config(ports []int) string {
 	p("    mode = 0")
 	p("  }")
 	p("}")
-	// One passwd-file per user: Dovecot re-reads a passwd-file at most once a
-	// second, so a single file would hide users added within the same
-	// second. See writeUser.
+	// One passwd-file per user by default: Dovecot re-reads a passwd-file
+	// at most once a second, so a single file would hide users added
+	// within the same second. See writeUser, and Options.OnePasswdFile for
+	// the single file.
+	users := s.usersDir + "/%u"
+	if s.opts.OnePasswdFile {
+		users = s.passwdFile()
+	}
 	p("passdb {")
 	p("  driver = passwd-file")
-	p("  args = %s/%%u", s.usersDir)
+	p("  args = %s", users)
 	p("}")
 	p("userdb {")
 	p("  driver = passwd-file")
-	p("  args = %s/%%u", s.usersDir)
+	p("  args = %s", users)
 	p("}")
 	p("")
 	p("mail_uid = %d", s.uid)

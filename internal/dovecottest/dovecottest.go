@@ -108,6 +108,14 @@ type Options struct {
 	// with quota_vsizes for sdbox and mdbox), so APPEND past it fails with
 	// NO [OVERQUOTA].
 	QuotaBytes int64
+	// OnePasswdFile keeps every user in one passwd-file, as a provider
+	// does, instead of one file per user. Dovecot's auth process keeps
+	// every passwd-file it has read open, so with a file per user it runs
+	// out of descriptors ("Too many open files") once some tens of
+	// thousands of users have logged in. Every write of the one file
+	// rewrites it whole and waits for Dovecot's next look (up to a
+	// second), so add many users at once with AddUsers.
+	OnePasswdFile bool
 	// ExtraConfig is appended verbatim to the generated dovecot.conf, after
 	// everything else, so later settings win.
 	ExtraConfig string
@@ -141,8 +149,9 @@ type Server struct {
 	usersDir   string
 	caPEM      []byte
 
-	mu    sync.Mutex
-	users map[string]*account // by lowercased name
+	mu               sync.Mutex
+	users            map[string]*account // by lowercased name
+	passwdGeneration int64               // writes of the one passwd-file (Options.OnePasswdFile): its mtime
 
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when the master process has been reaped
@@ -309,6 +318,12 @@ func (s *Server) prepareDir() error {
 	for _, d := range []string{"run", "state", "home", "tls", "passwd"} {
 		if err := os.Mkdir(filepath.Join(s.Dir, d), 0o755); err != nil {
 			return err
+		}
+	}
+	if s.opts.OnePasswdFile {
+		// Dovecot opens it at start.
+		if err := s.writePasswdFile(); err != nil {
+			return fmt.Errorf("passwd-file: %w", err)
 		}
 	}
 	caFile, caPEM, err := writeTLSFiles(filepath.Join(s.Dir, "tls"))

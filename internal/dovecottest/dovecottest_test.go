@@ -654,3 +654,58 @@ func TestMain(m *testing.M) {
 	startedMu.Unlock()
 	os.Exit(code)
 }
+
+// TestOnePasswdFile proves Options.OnePasswdFile: many users added at once
+// with AddUsers, each with its own format where asked, and one added later
+// with AddUser, all log in at once; a changed password replaces the old
+// one; and they are all in the one file, with no file per user.
+func TestOnePasswdFile(t *testing.T) {
+	t.Parallel()
+	s := StartWith(t, Options{OnePasswdFile: true, MailFormat: Sdbox})
+	var users []User
+	for i := 0; i < 300; i++ {
+		users = append(users, User{Name: "bulk" + strconv.Itoa(i), Password: "pw" + strconv.Itoa(i)})
+	}
+	users[7].Format = Maildir
+	s.AddUsers(t, users)
+	for _, i := range []int{0, 7, 299} {
+		c, err := s.loginIMAP(users[i].Name, users[i].Password)
+		if err != nil {
+			t.Fatalf("%s, added with AddUsers: %v", users[i].Name, err)
+		}
+		c.Close()
+	}
+	if got := filepath.Base(s.MailDir(t, "bulk7")); got != "Maildir" {
+		t.Errorf("bulk7, added with Format Maildir: MailDir ends in %s", got)
+	}
+	if got := filepath.Base(s.MailDir(t, "bulk8")); got != string(Sdbox) {
+		t.Errorf("bulk8: MailDir ends in %s, want the server's %s", got, Sdbox)
+	}
+
+	s.AddUser(t, "late", "pw")
+	s.SeedMaildrop(t, "late", [][]byte{[]byte("Subject: l\r\n\r\nl\r\n")})
+	s.AddUser(t, "late", "new")
+	if c, err := s.loginIMAP("late", "pw"); err == nil {
+		c.Close()
+		t.Error("the old password still works")
+	}
+	if got := s.RetrAll(t, "late", "new"); len(got) != 1 {
+		t.Errorf("RetrAll with the new password: %d messages, want 1", len(got))
+	}
+	if c, err := s.loginIMAP("bulk0", "pw0"); err != nil {
+		t.Errorf("bulk0 after the file was rewritten: %v", err)
+	} else {
+		c.Close()
+	}
+
+	data, err := os.ReadFile(filepath.Join(s.Dir, "users.passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(data), "\n"); lines != 301 {
+		t.Errorf("users.passwd holds %d lines, want 301", lines)
+	}
+	if entries, _ := os.ReadDir(s.usersDir); len(entries) != 0 {
+		t.Errorf("%d files in %s, want none with OnePasswdFile", len(entries), s.usersDir)
+	}
+}
