@@ -27,30 +27,36 @@ type imapConn struct {
 	// goes out while the server stores the last.
 	win *appendWindow
 
-	mu      sync.Mutex
-	c       *imapappend.Client
-	gen     int
-	dialErr error // warm's failure, for the first get to report
+	mu       sync.Mutex
+	c        *imapappend.Client
+	gen      int
+	dialErr  error // warm's failure, for the first get to report
+	measured bool  // warm has run
 }
 
-// warm dials the connection ahead of the first message, and measures the
+// warm dials the connection ahead of the first message, unless the
+// session handed it one already logged in, and measures the
 // link's round trip on it with one NOOP. The NOOP goes out first, so that
 // no APPEND queued ahead of it at the server delays its reply (or makes it
 // time out); the APPENDs follow without waiting for that reply.
 func (ic *imapConn) warm(ctx context.Context, stats *Stats) {
 	ic.mu.Lock()
-	if ic.c != nil {
+	if ic.measured {
 		ic.mu.Unlock()
 		return
 	}
-	c, err := dialAppendClient(ctx, ic.ep, ic.timeout)
-	if err != nil {
-		ic.dialErr = err
-		ic.mu.Unlock()
-		return
+	ic.measured = true
+	if ic.c == nil {
+		c, err := dialAppendClient(ctx, ic.ep, ic.timeout)
+		if err != nil {
+			ic.dialErr = err
+			ic.mu.Unlock()
+			return
+		}
+		ic.c = c
+		ic.gen++
 	}
-	ic.c = c
-	ic.gen++
+	c := ic.c
 	queued := make(chan struct{})
 	go func() {
 		rtt, err := c.Noop(func() { close(queued) })

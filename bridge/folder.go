@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/pop2imap/pop2imap/internal/errkind"
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 )
 
 // FolderError is a target folder the server will not make, with the
@@ -41,21 +43,85 @@ func (e *FolderError) ErrorKind() errkind.Kind {
 	return errkind.None
 }
 
-// folderSeparator asks the server for its hierarchy separator, with
-// LIST "" "". It returns 0 for a flat server.
-func folderSeparator(c *imapclient.Client, timeout time.Duration) (rune, error) {
-	var sep rune
-	err := withDeadline(c, timeout, func() error {
-		boxes, err := c.List("", "", nil).Collect()
-		if len(boxes) > 0 {
-			sep = boxes[0].Delim
+// folderConn is what the folder checks need of an IMAP connection. A
+// session makes them on its first appending connection (appendFolders),
+// so that an account costs one IMAP login; verify and the probe on the
+// go-imap connection they read with (goIMAPFolders). The checks
+// themselves are written once, over this interface.
+type folderConn interface {
+	// list returns the hierarchy delimiter of each mailbox matching
+	// pattern (0 for a flat server).
+	list(pattern string) ([]rune, error)
+	// status returns UIDVALIDITY and the message count; a NO is an
+	// *imap.Error.
+	status(folder string) (*imap.StatusData, error)
+	// create creates one folder; one that exists is not an error.
+	create(folder string) error
+}
+
+// goIMAPFolders makes the folder checks on a go-imap connection.
+type goIMAPFolders struct {
+	c       *imapclient.Client
+	timeout time.Duration
+}
+
+func (g goIMAPFolders) list(pattern string) ([]rune, error) {
+	var delims []rune
+	err := withDeadline(g.c, g.timeout, func() error {
+		boxes, err := g.c.List("", pattern, nil).Collect()
+		for _, b := range boxes {
+			delims = append(delims, b.Delim)
 		}
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("imap: LIST \"\" \"\": %w", err)
+		return nil, fmt.Errorf("imap: LIST \"\" %q: %w", pattern, err)
 	}
-	return sep, nil
+	return delims, nil
+}
+
+func (g goIMAPFolders) status(folder string) (*imap.StatusData, error) {
+	var data *imap.StatusData
+	err := withDeadline(g.c, g.timeout, func() error {
+		var err error
+		data, err = g.c.Status(folder, &imap.StatusOptions{UIDValidity: true, NumMessages: true}).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("imap: STATUS %q: %w", folder, err)
+	}
+	return data, nil
+}
+
+func (g goIMAPFolders) create(folder string) error {
+	err := withDeadline(g.c, g.timeout, g.c.Create(folder, nil).Wait)
+	var ierr *imap.Error
+	if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists {
+		return nil
+	}
+	return err
+}
+
+// appendFolders makes the folder checks on an appending connection.
+type appendFolders struct {
+	ctx context.Context
+	c   *imapappend.Client
+}
+
+func (a appendFolders) list(pattern string) ([]rune, error) { return a.c.List(a.ctx, "", pattern) }
+func (a appendFolders) status(folder string) (*imap.StatusData, error) {
+	return a.c.Status(a.ctx, folder)
+}
+func (a appendFolders) create(folder string) error { return a.c.Create(a.ctx, folder) }
+
+// folderSeparator asks the server for its hierarchy separator, with
+// LIST "" "". It returns 0 for a flat server.
+func folderSeparator(c folderConn) (rune, error) {
+	delims, err := c.list("")
+	if err != nil || len(delims) == 0 {
+		return 0, err
+	}
+	return delims[0], nil
 }
 
 // serverFolderName turns a --folder name that uses / between levels into
@@ -73,11 +139,11 @@ func serverFolderName(folder string, sep rune) (string, error) {
 
 // resolveFolder returns the server's name of folder, reading the
 // separator from the server when the name has levels.
-func resolveFolder(c *imapclient.Client, folder string, timeout time.Duration) (string, error) {
+func resolveFolder(c folderConn, folder string) (string, error) {
 	if !strings.Contains(folder, "/") {
 		return folder, nil
 	}
-	sep, err := folderSeparator(c, timeout)
+	sep, err := folderSeparator(c)
 	if err != nil {
 		return "", err
 	}
@@ -87,19 +153,12 @@ func resolveFolder(c *imapclient.Client, folder string, timeout time.Duration) (
 // createFolder creates folder and any missing parent before it, since some
 // servers create no parents themselves. A refusal becomes a FolderError
 // that names the separator.
-func createFolder(c *imapclient.Client, folder string, timeout time.Duration) error {
-	sep, err := folderSeparator(c, timeout)
+func createFolder(c folderConn, folder string) error {
+	sep, err := folderSeparator(c)
 	if err != nil {
 		return err
 	}
-	create := func(name string) error {
-		err := withDeadline(c, timeout, c.Create(name, nil).Wait)
-		var ierr *imap.Error
-		if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists {
-			return nil
-		}
-		return err
-	}
+	create := c.create
 	if sep != 0 {
 		parts := strings.Split(folder, string(sep))
 		for i := 1; i < len(parts); i++ {
@@ -107,7 +166,7 @@ func createFolder(c *imapclient.Client, folder string, timeout time.Duration) er
 			if parent == "" {
 				continue
 			}
-			exists, err := folderExists(c, parent, timeout)
+			exists, err := folderExists(c, parent)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pop2imap/pop2imap/internal/imapappend"
 	"github.com/pop2imap/pop2imap/pop3"
 	"github.com/pop2imap/pop2imap/state"
 )
@@ -24,6 +25,10 @@ type pipeline struct {
 	maxSize int64 // the largest message the spool takes
 	// mem bounds the spooled bytes in memory between RETR and APPEND.
 	mem *MemoryBudget
+	// first, when not nil, is the session's logged-in appending
+	// connection that checked the folder: the first appender uses it
+	// instead of logging in again. run closes it if no appender does.
+	first *imapappend.Client
 
 	mu        sync.Mutex
 	confirmed []delMsg // recorded appended, not yet DELE'd
@@ -76,6 +81,11 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 		p.mem = NewMemoryBudget(inFlightMemory)
 	}
 	start := time.Now()
+	defer func() {
+		if p.first != nil {
+			p.first.Close() // nothing to append
+		}
+	}()
 	jobs := make(chan *job, p.cfg.IMAPConns)
 	var wg sync.WaitGroup
 	// A login costs the server more than a few messages do: a small
@@ -86,6 +96,9 @@ func (p *pipeline) run(ctx context.Context, tasks *copyList) error {
 		// its window lets some take jobs: the window, not the number of
 		// goroutines or connections, sets how much is in flight.
 		conn := &imapConn{ep: p.m.IMAP, timeout: p.cfg.Timeout, win: newAppendWindow(maxAppendsPerConn)}
+		if p.first != nil {
+			conn.c, conn.gen, p.first = p.first, 1, nil
+		}
 		defer conn.close()
 		// Log in now, while the first RETRs are on their way, rather than
 		// when the first message arrives.

@@ -49,12 +49,13 @@ func ProbeAccount(ctx context.Context, pop3, imap *Endpoint, folder string, time
 			return
 		}
 		defer ic.Close()
-		name, err := resolveFolder(ic, folder, timeout)
+		fc := goIMAPFolders{c: ic, timeout: timeout}
+		name, err := resolveFolder(fc, folder)
 		if err != nil {
 			imapDone <- err
 			return
 		}
-		st, err := statFolder(ic, name, timeout)
+		st, err := statFolder(fc, name)
 		if err == nil {
 			p.Folder, p.FolderExists, p.FolderCount = name, !st.missing, st.messages
 		}

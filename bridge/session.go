@@ -119,30 +119,38 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	setupStart := time.Now()
 	// The IMAP login and folder check need nothing from POP3: they run
 	// while POP3 logs in and lists, instead of a round trip after each.
+	// They use the connection the first APPENDs go out on, so that an
+	// account costs one IMAP login; a go-imap connection is opened as
+	// well only when the folder must be indexed.
 	imapDone := make(chan struct{})
-	var ic *imapclient.Client
+	var primary *imapappend.Client
 	var folder folderState
 	var ierr error
 	resolved := cfg.Folder
 	imapCtx, cancelIMAP := context.WithCancel(ctx)
 	go func() {
 		defer close(imapDone)
-		ic, ierr = DialIMAP(imapCtx, m.IMAP)
+		primary, ierr = dialAppendClient(imapCtx, m.IMAP, cfg.Timeout)
 		if ierr == nil {
+			fc := appendFolders{ctx: imapCtx, c: primary}
 			// --folder takes / between levels, whatever the server uses.
-			resolved, ierr = resolveFolder(ic, resolved, cfg.Timeout)
-		}
-		if ierr == nil {
-			folder, ierr = statFolder(ic, resolved, cfg.Timeout)
+			resolved, ierr = resolveFolder(fc, resolved)
+			if ierr == nil {
+				folder, ierr = statFolder(fc, resolved)
+			}
 		}
 	}()
 	imapReady := func() error {
 		<-imapDone
 		return ierr
 	}
+	var ic *imapclient.Client // the go-imap connection of the folder index
 	defer func() {
 		cancelIMAP() // the POP3 side failed first: stop dialing
 		<-imapDone
+		if primary != nil {
+			primary.Close() // unless the pipeline took it over
+		}
 		if ic != nil {
 			ic.Close()
 		}
@@ -200,7 +208,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	if len(pl.pending) > 0 && !folder.missing && !cfg.Baseline && !cfg.DryRun {
 		// Let the APPENDs an interrupted run left queued at the server
 		// land before the folder is searched for them.
-		if folder, err = settleFolder(ctx, ic, cfg.Folder, cfg.Timeout, folder); err != nil {
+		if folder, err = settleFolder(ctx, appendFolders{ctx: ctx, c: primary}, cfg.Folder, folder); err != nil {
 			return err
 		}
 	}
@@ -216,7 +224,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 
 	if folder.missing && !m.skipDestructive(cfg, nil) {
-		if created, err := ensureFolder(ic, cfg.Folder, cfg.Timeout); err != nil {
+		if created, err := ensureFolder(appendFolders{ctx: ctx, c: primary}, cfg.Folder); err != nil {
 			return err
 		} else if created {
 			m.emit(Event{Kind: EventFolderCreated})
@@ -224,7 +232,7 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	}
 
 	copyList := pl.copyList(l, cfg.Limit)
-	maxSize, isAppendLimit := cfg.sizeLimit(imapappend.AppendLimit(ic.Caps()))
+	maxSize, isAppendLimit := cfg.sizeLimit(imapappend.AppendLimit(primary.Caps()))
 	copyList.dropTooLarge(maxSize, func(t task) {
 		m.Stats.LeftBehind.Add(1)
 		m.emit(Event{Kind: EventRefused, Number: t.num, UIDL: t.uidl, Size: t.size,
@@ -242,6 +250,9 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	if copyList.len() > 0 && folder.messages > 0 && !cfg.DryRun {
 		m.Stats.IndexTotal.Store(int64(folder.messages))
 		m.emit(Event{Kind: EventIndexing})
+		if ic, err = DialIMAP(ctx, m.IMAP); err != nil {
+			return err
+		}
 		idx, err := buildIndex(ic, cfg.Folder, cfg.Timeout, func(done, total int64) {
 			m.Stats.Indexed.Store(done)
 			m.Stats.IndexTotal.Store(total)
@@ -253,14 +264,18 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 			adopt = &adopter{c: ic, idx: idx, folder: cfg.Folder, timeout: cfg.Timeout, journal: m.Journal}
 		}
 	}
-	if adopt == nil {
-		// The appenders open connections of their own; this one has done
-		// its part, and some providers cap how many an account may hold.
+	if adopt == nil && ic != nil {
+		// Indexed, and nothing to adopt: some providers cap how many
+		// connections an account may hold.
 		ic.Close()
+		ic = nil
 	}
 
 	m.Stats.SetupNanos.Add(int64(time.Since(setupStart)))
 	p := &pipeline{m: m, cfg: cfg, pc: pc, adopt: adopt, confirmed: pl.deletable, maxSize: maxSize}
+	if !cfg.DryRun {
+		p.first, primary = primary, nil // the pipeline appends on it, and closes it
+	}
 	if !m.skipDestructive(cfg, func() { m.announce(cfg, l, pl, copyList) }) {
 		if err := p.run(ctx, copyList); err != nil {
 			return err

@@ -3,8 +3,6 @@ package bridge
 import (
 	"context"
 	"time"
-
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // settleQuiet is how long the folder's message count must stay the same
@@ -25,7 +23,7 @@ const settleMax = 30 * time.Second
 // settleQuiet, and returns its state then. It costs one STATUS per
 // settleQuiet, once per session that has interrupted APPENDs to resume,
 // and nothing otherwise.
-func settleFolder(ctx context.Context, ic *imapclient.Client, folder string, timeout time.Duration, last folderState) (folderState, error) {
+func settleFolder(ctx context.Context, c folderConn, folder string, last folderState) (folderState, error) {
 	deadline := time.Now().Add(settleMax)
 	for time.Now().Before(deadline) {
 		select {
@@ -33,7 +31,7 @@ func settleFolder(ctx context.Context, ic *imapclient.Client, folder string, tim
 		case <-ctx.Done():
 			return last, ctx.Err()
 		}
-		now, err := statFolder(ic, folder, timeout)
+		now, err := statFolder(c, folder)
 		if err != nil {
 			return last, err
 		}

@@ -71,28 +71,20 @@ const (
 )
 
 // ensureFolder makes sure folder exists, creating it when missing.
-func ensureFolder(c *imapclient.Client, folder string, timeout time.Duration) (created bool, err error) {
-	exists, err := folderExists(c, folder, timeout)
+func ensureFolder(c folderConn, folder string) (created bool, err error) {
+	exists, err := folderExists(c, folder)
 	if err != nil || exists {
 		return false, err
 	}
-	if err := createFolder(c, folder, timeout); err != nil {
+	if err := createFolder(c, folder); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-func folderExists(c *imapclient.Client, folder string, timeout time.Duration) (bool, error) {
-	var found bool
-	err := withDeadline(c, timeout, func() error {
-		boxes, err := c.List("", folder, nil).Collect()
-		found = len(boxes) > 0
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("imap: LIST %q: %w", folder, err)
-	}
-	return found, nil
+func folderExists(c folderConn, folder string) (bool, error) {
+	delims, err := c.list(folder)
+	return len(delims) > 0, err
 }
 
 // CanonicalFolder checks a folder name given by the user and returns the
@@ -119,25 +111,18 @@ type folderState struct {
 
 // statFolder reads the folder's UIDVALIDITY and message count. A folder the
 // server says NO about is missing (ensureFolder creates it later).
-func statFolder(c *imapclient.Client, folder string, timeout time.Duration) (folderState, error) {
-	var st folderState
-	err := withDeadline(c, timeout, func() error {
-		data, err := c.Status(folder, &imap.StatusOptions{UIDValidity: true, NumMessages: true}).Wait()
-		if err != nil {
-			return err
-		}
-		st.uidValidity = data.UIDValidity
-		if data.NumMessages != nil {
-			st.messages = *data.NumMessages
-		}
-		return nil
-	})
+func statFolder(c folderConn, folder string) (folderState, error) {
+	data, err := c.status(folder)
 	var ierr *imap.Error
 	if errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeNo {
 		return folderState{missing: true}, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("imap: STATUS %q: %w", folder, err)
+		return folderState{}, err
+	}
+	st := folderState{uidValidity: data.UIDValidity}
+	if data.NumMessages != nil {
+		st.messages = *data.NumMessages
 	}
 	return st, nil
 }

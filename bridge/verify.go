@@ -125,7 +125,7 @@ func (v *Verifier) Run(ctx context.Context) (*VerifyStats, error) {
 		return stats, err
 	}
 	defer ic.Close()
-	if folder, err = resolveFolder(ic, folder, timeout); err != nil { // "/" between levels, as migrate takes it
+	if folder, err = resolveFolder(goIMAPFolders{c: ic, timeout: timeout}, folder); err != nil { // "/" between levels, as migrate takes it
 		return stats, err
 	}
 	idx, err := buildIndex(ic, folder, timeout, nil)

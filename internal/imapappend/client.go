@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// Client is a logged-in IMAP connection that sends APPEND, CREATE and
-// NOOP, several at once. Its methods may be called from many goroutines;
+// Client is a logged-in IMAP connection that sends APPEND, CREATE, NOOP,
+// and the STATUS and LIST of a session's folder checks, several at once. Its methods may be called from many goroutines;
 // commands go out in the order they take the connection's write lock.
 type Client struct {
 	wire
@@ -24,10 +24,12 @@ type Client struct {
 	timeout time.Duration
 
 	wmu sync.Mutex // held while one command is written
+	cmu sync.Mutex // held by the one command that collects untagged replies
 
 	mu      sync.Mutex
 	tag     int
 	pending map[string]chan reply
+	collect *collector    // where untagged STATUS or LIST replies go
 	cont    chan struct{} // a continuation request arrived
 	bye     *imap.Error   // the server said BYE
 	err     error         // why the connection ended; set once
@@ -92,6 +94,12 @@ func (c *Client) readLoop() {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "* "); ok {
+			c.mu.Lock()
+			took := c.collected(rest)
+			c.mu.Unlock()
+			if took {
+				continue
+			}
 			// EXISTS, RECENT and the like say nothing about an APPEND.
 			if st, _, err := parseStatus(rest); err == nil && st.Type == imap.StatusResponseTypeBye {
 				c.mu.Lock()
