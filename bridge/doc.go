@@ -40,7 +40,10 @@
 //     message.
 //   - dial.go, auth.go, endpoint.go, greeting.go, folder.go: connecting,
 //     TLS, login (one flow for go-imap's client and the APPEND
-//     connections) and folder names.
+//     connections), folder names, and the folder checks, written once
+//     over either kind of connection (folderConn).
+//   - probe.go: ProbeAccount and StatPOP3, which count and look without
+//     changing anything (batch --check and its estimate).
 //
 // The package never prints: it counts into Stats and reports Events, and
 // cmd/pop2imap draws them.
