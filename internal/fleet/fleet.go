@@ -4,8 +4,9 @@
 // bridge daemon and batch run their accounts through it.
 //
 // Before an account runs, its whole connection budget is reserved at
-// once, on every host it uses: a POP3 connection, the IMAP connection
-// that checks the folder, and at least one to append on. An account never
+// once, on every host it uses: a POP3 connection, one IMAP connection to
+// append on (the session checks the folder on it first), and one more for
+// the connection that indexes a folder holding mail. An account never
 // waits for a connection while holding others that another account
 // needs, so the caps cannot deadlock, and a connection is only ever opened
 // within its account's reservation (bridge.Endpoint.Gate), so they cannot
@@ -36,8 +37,9 @@ const (
 type Need struct {
 	POP3, IMAP *bridge.Endpoint // nil: that side is not used
 	// Appenders is how many IMAP connections the account would like to
-	// append on, besides the one that checks the folder; 0 means that it
-	// only logs in (a check, a STAT).
+	// append on; one more is reserved beside them for the connection that
+	// indexes a folder holding mail. 0 means that it only logs in (a
+	// check, a STAT): one IMAP connection.
 	Appenders int
 }
 
@@ -141,9 +143,9 @@ func (n Need) minimum() map[string]int {
 		m[HostKey(n.POP3)]++
 	}
 	if n.IMAP != nil {
-		m[HostKey(n.IMAP)]++ // logging in, checking the folder, recovery
+		m[HostKey(n.IMAP)]++ // a check's login, or the folder index
 		if n.Appenders > 0 {
-			m[HostKey(n.IMAP)]++
+			m[HostKey(n.IMAP)]++ // the first appender, which checks the folder
 		}
 	}
 	return m
