@@ -109,21 +109,29 @@ type listingTooLarge struct{ *pop3.ProtocolError }
 func (e *listingTooLarge) Unwrap() error        { return e.ProtocolError }
 func (e *listingTooLarge) Is(target error) bool { return target == pop3.ErrStopListing }
 
-// listMailbox joins UIDL and LIST into one listing in message-number order.
+// listMailbox joins UIDL and LIST into one listing in message-number
+// order. STAT, UIDL and LIST go out together when the server allows
+// pipelining: one round trip, not three.
 func listMailbox(pc *pop3.Client) (*listing, error) {
+	var (
+		l      *listing
+		count  int
+		sorted = true
+		sized  []bool
+		next   int // LIST comes in message-number order too, as a rule
+	)
 	// STAT first: it bounds the listings, so a server that sends an endless
 	// one cannot make pop2imap hold it.
-	count, _, err := pc.Stat()
-	if err != nil {
-		return nil, err
+	onStat := func(n int, _ int64) error {
+		count = n
+		// Sized by STAT, a large listing is not copied as it grows; the
+		// hint is capped so that a server's claim alone cannot make
+		// pop2imap allocate much.
+		hint := min(max(count, 0), 1<<20)
+		l = &listing{recs: make([]listRec, 0, hint), uidls: make([]byte, 0, hint*17)}
+		return nil
 	}
-	// Sized by STAT, a large listing is not copied as it grows; the hint
-	// is capped so that a server's claim alone cannot make pop2imap
-	// allocate much.
-	hint := min(max(count, 0), 1<<20)
-	l := &listing{recs: make([]listRec, 0, hint), uidls: make([]byte, 0, hint*17)}
-	sorted := true
-	err = pc.ScanUidl(func(u pop3.UIDInfo) error {
+	onUIDL := func(u pop3.UIDInfo) error {
 		if u.Number <= 0 || u.Number > math.MaxUint32 || len(l.uidls) > math.MaxUint32-len(u.UID)-binary.MaxVarintLen64 {
 			return fmt.Errorf("pop3: UIDL: message %d is out of range", u.Number)
 		}
@@ -139,21 +147,28 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 		l.uidls = binary.AppendUvarint(l.uidls, uint64(len(u.UID)))
 		l.uidls = append(l.uidls, u.UID...)
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	if !sorted {
-		slices.SortStableFunc(l.recs, func(a, b listRec) int { return cmp.Compare(a.num, b.num) })
-	}
-	for k := 1; k < len(l.recs); k++ {
-		if l.recs[k].num == l.recs[k-1].num {
-			return nil, fmt.Errorf("pop3: message %d is listed twice in UIDL", l.recs[k].num)
+	// endUIDL puts the UIDL listing in order once it is whole: before the
+	// first LIST line, or after an empty LIST.
+	endUIDL := func() error {
+		if sized != nil {
+			return nil
 		}
+		if !sorted {
+			slices.SortStableFunc(l.recs, func(a, b listRec) int { return cmp.Compare(a.num, b.num) })
+		}
+		for k := 1; k < len(l.recs); k++ {
+			if l.recs[k].num == l.recs[k-1].num {
+				return fmt.Errorf("pop3: message %d is listed twice in UIDL", l.recs[k].num)
+			}
+		}
+		sized = make([]bool, len(l.recs))
+		return nil
 	}
-	sized := make([]bool, len(l.recs))
-	next := 0 // LIST comes in message-number order too, as a rule
-	err = pc.ScanList(func(m pop3.MessageInfo) error {
+	onList := func(m pop3.MessageInfo) error {
+		if err := endUIDL(); err != nil {
+			return err
+		}
 		k := next
 		if k >= len(l.recs) || int(l.recs[k].num) != m.Number {
 			var ok bool
@@ -173,8 +188,11 @@ func listMailbox(pc *pop3.Client) (*listing, error) {
 		sized[k] = true
 		next = k + 1
 		return nil
-	})
-	if err != nil {
+	}
+	if err := pc.Listing(onStat, onUIDL, onList); err != nil {
+		return nil, err
+	}
+	if err := endUIDL(); err != nil {
 		return nil, err
 	}
 	for k := range l.recs {

@@ -382,6 +382,13 @@ func (c *Client) Stat() (count int, size int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	return c.parseStat(text)
+}
+
+// parseStat reads STAT's reply text and remembers the count, which bounds
+// the listings that follow.
+func (c *Client) parseStat(text string) (count int, size int64, err error) {
+	const label = "STAT"
 	f := strings.Fields(text)
 	if len(f) < 2 {
 		return 0, 0, &ProtocolError{Command: label, Msg: "malformed reply " + quoteReply([]byte(text))}
@@ -495,12 +502,18 @@ func (c *Client) ScanList(fn func(MessageInfo) error) error {
 // A unique-id longer than MaxUIDLength is a *UIDError, and the session is
 // dropped: such a server may send them without end.
 func (c *Client) ScanUidl(fn func(UIDInfo) error) error {
-	return scanAll(c, "UIDL", parseUIDListing, func(u UIDInfo) error {
+	return scanAll(c, "UIDL", parseUIDListing, checkedUIDs(fn))
+}
+
+// checkedUIDs refuses a unique-id longer than MaxUIDLength before fn sees
+// it.
+func checkedUIDs(fn func(UIDInfo) error) func(UIDInfo) error {
+	return func(u UIDInfo) error {
 		if err := checkUID("UIDL", u); err != nil {
 			return err
 		}
 		return fn(u)
-	})
+	}
 }
 
 // listAll runs the multi-line form of LIST or UIDL, parsing each line with
@@ -520,7 +533,16 @@ func listAll[T any](c *Client, verb string, parse func([]byte) (T, bool)) ([]T, 
 // scanAll runs the multi-line form of LIST or UIDL, parsing each line with
 // parse and handing it to fn.
 func scanAll[T any](c *Client, verb string, parse func([]byte) (T, bool), fn func(T) error) error {
-	return c.multiCmd(verb, verb, c.listLines(), func(line []byte) error {
+	if _, err := c.cmd(verb, verb, ""); err != nil {
+		return err
+	}
+	return scanReply(c, verb, parse, fn)
+}
+
+// scanReply reads the lines of a LIST or UIDL reply whose +OK has been
+// read, parsing each with parse and handing it to fn.
+func scanReply[T any](c *Client, verb string, parse func([]byte) (T, bool), fn func(T) error) error {
+	return c.readMulti(verb, c.listLines(), func(line []byte) error {
 		info, ok := parse(line)
 		if !ok {
 			return &ProtocolError{Command: verb, Msg: "malformed listing " + quoteReply(line)}
@@ -872,6 +894,12 @@ func (c *Client) multiCmd(label, line string, maxLines int, fn func(line []byte)
 	if _, err := c.cmd(label, line, ""); err != nil {
 		return err
 	}
+	return c.readMulti(label, maxLines, fn)
+}
+
+// readMulti reads the lines of a multi-line reply whose +OK has been read,
+// as multiCmd describes.
+func (c *Client) readMulti(label string, maxLines int, fn func(line []byte) error) error {
 	var (
 		firstErr error
 		lines    int
