@@ -23,7 +23,7 @@ type batchDisplay struct {
 
 func startBatchProgress(mode string, p *batch.Progress, w io.Writer, logger *slog.Logger) *batchDisplay {
 	d := &batchDisplay{done: make(chan struct{})}
-	useBar := mode == "always" || (mode == "auto" && isTerminal(w))
+	useBar := batchBar(mode, w)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -34,6 +34,11 @@ func startBatchProgress(mode string, p *batch.Progress, w io.Writer, logger *slo
 		}
 	}()
 	return d
+}
+
+// batchBar reports whether the display is a bar.
+func batchBar(mode string, w io.Writer) bool {
+	return mode == "always" || (mode == "auto" && isTerminal(w))
 }
 
 func (d *batchDisplay) stop() {

@@ -43,6 +43,10 @@ type Options struct {
 	Advice   func(error) string
 	Progress *Progress // nil means not counted
 	Shard    Shard
+	// Quiet logs an account that ended well at debug level rather than
+	// info, for a display (a progress bar) that counts them instead.
+	// Failures and accounts that left mail behind are always logged.
+	Quiet bool
 }
 
 // Run copies every account, jobs of them at a time within the caps, and
@@ -137,7 +141,11 @@ func runAccount(ctx context.Context, a Account, opts *Options) (Result, bool) {
 		log.Warn("account done; some messages left behind", attrs...)
 	default:
 		r.Status = Done
-		log.Info("account done", attrs...)
+		level := slog.LevelInfo
+		if opts.Quiet {
+			level = slog.LevelDebug
+		}
+		log.Log(context.Background(), level, "account done", attrs...)
 	}
 	opts.Progress.finished(stats, r.Status)
 	return r, true
