@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pop2imap/pop2imap/bridge"
 	"github.com/pop2imap/pop2imap/internal/errkind"
@@ -73,12 +74,12 @@ type Runner struct {
 	maxConn int
 	memory  *bridge.MemoryBudget
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever slots are given back
-	reserved map[string]int
-	open     map[string]int // connections open now, per host
-	peak     map[string]int // the most ever open at once, per host
-	inDo     int            // accounts waiting or running
+	reserved *hostSlots   // connections reserved by the accounts running
+	inDo     atomic.Int64 // accounts waiting or running
+
+	mu   sync.Mutex
+	open map[string]int // connections open now, per host
+	peak map[string]int // the most ever open at once, per host
 }
 
 // New returns a runner for jobs accounts at a time and maxConnsPerHost
@@ -92,8 +93,8 @@ func New(jobs, maxConnsPerHost int) *Runner {
 	}
 	return &Runner{
 		jobs: make(chan struct{}, jobs), maxConn: maxConnsPerHost, memory: bridge.NewMemoryBudget(Memory),
-		changed:  make(chan struct{}),
-		reserved: map[string]int{}, open: map[string]int{}, peak: map[string]int{},
+		reserved: newHostSlots(func(string) int { return maxConnsPerHost }),
+		open:     map[string]int{}, peak: map[string]int{},
 	}
 }
 
@@ -159,14 +160,8 @@ func (r *Runner) Do(ctx context.Context, need Need, run func(context.Context, Gr
 	if err := r.Check(need); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.inDo++
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.inDo--
-		r.mu.Unlock()
-	}()
+	r.inDo.Add(1)
+	defer r.inDo.Add(-1)
 
 	select {
 	case r.jobs <- struct{}{}:
@@ -193,54 +188,33 @@ func (r *Runner) Do(ctx context.Context, need Need, run func(context.Context, Gr
 // reserve waits until the account's minimum fits on every host at once,
 // takes it, and adds the appending connections its fair share allows.
 func (r *Runner) reserve(ctx context.Context, need Need) (*lease, error) {
-	min := need.minimum()
-	for {
-		r.mu.Lock()
-		fits := true
-		for host, n := range min {
-			if r.reserved[host]+n > r.maxConn {
-				fits = false
-				break
-			}
+	slots := need.minimum()
+	appenders := 0
+	err := r.reserved.take(ctx, slots, func() {
+		if need.IMAP != nil && need.Appenders > 0 {
+			host := HostKey(need.IMAP)
+			extra := r.extra(host, slots[host], need.Appenders-1)
+			r.reserved.add(host, extra)
+			slots[host] += extra
+			appenders = 1 + extra
 		}
-		if fits {
-			l := &lease{r: r, slots: min, free: map[string]int{}, wake: make(chan struct{})}
-			for host, n := range min {
-				r.reserved[host] += n
-			}
-			if need.IMAP != nil && need.Appenders > 0 {
-				l.appenders = 1 + r.extra(HostKey(need.IMAP), min, need.Appenders-1)
-			}
-			for host, n := range l.slots {
-				l.free[host] = n
-			}
-			r.mu.Unlock()
-			return l, nil
-		}
-		wait := r.changed
-		r.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	l := &lease{r: r, appenders: appenders, slots: slots}
+	l.open = newHostSlots(func(host string) int { return l.slots[host] })
+	return l, nil
 }
 
-// extra takes up to want more connections to host for appending: what
-// the cap leaves, but no more than a fair share of it, the cap divided by
-// the accounts that are running or waiting (at most jobs of them), so
-// that the first account of a batch does not take what the next ones
-// need. r.mu is held.
-func (r *Runner) extra(host string, min map[string]int, want int) int {
-	share := r.maxConn / max(1, minInt(cap(r.jobs), r.inDo))
-	n := minInt(want, r.maxConn-r.reserved[host], share-min[host])
-	if n <= 0 {
-		return 0
-	}
-	r.reserved[host] += n
-	min[host] += n
-	return n
+// extra is how many more connections to host an account that holds held
+// of them may take for appending, up to want: what the cap leaves, but no
+// more than a fair share of it, the cap divided by the accounts that are
+// running or waiting (at most jobs of them), so that the first account of
+// a batch does not take what the next ones need. r.reserved.mu is held.
+func (r *Runner) extra(host string, held, want int) int {
+	share := r.maxConn / max(1, minInt(cap(r.jobs), int(r.inDo.Load())))
+	return max(0, minInt(want, r.reserved.room(host), share-held))
 }
 
 func minInt(a int, b ...int) int {
@@ -248,17 +222,6 @@ func minInt(a int, b ...int) int {
 		a = min(a, x)
 	}
 	return a
-}
-
-// release gives n reserved slots on host back.
-func (r *Runner) release(slots map[string]int) {
-	r.mu.Lock()
-	for host, n := range slots {
-		r.reserved[host] -= n
-	}
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
 }
 
 func (r *Runner) opened(host string) {
@@ -274,16 +237,13 @@ func (r *Runner) closed(host string) {
 	r.mu.Unlock()
 }
 
-// lease is one account's reservation: slots per host, of which free are
-// not in use by an open connection.
+// lease is one account's reservation: slots per host, and the account's
+// connections open on them.
 type lease struct {
 	r         *Runner
 	appenders int
 	slots     map[string]int
-
-	mu   sync.Mutex
-	free map[string]int
-	wake chan struct{} // closed and replaced whenever a slot is given back
+	open      *hostSlots // limited to slots
 }
 
 // endpoint returns a copy of ep whose connections are admitted by the
@@ -297,7 +257,7 @@ func (l *lease) endpoint(ep *bridge.Endpoint) *bridge.Endpoint {
 // end gives the reservation back. Connections the account left open
 // still count against the host until they close; the bridge closes them
 // all before Migrator.Run returns.
-func (l *lease) end() { l.r.release(l.slots) }
+func (l *lease) end() { l.r.reserved.give(l.slots) }
 
 // gate admits one account's connections to one host within its lease. A
 // connection waits only for another of the same account to close, never
@@ -308,32 +268,16 @@ type gate struct {
 }
 
 func (g *gate) Acquire(ctx context.Context) (func(), error) {
-	l := g.l
-	for {
-		l.mu.Lock()
-		if l.free[g.host] > 0 {
-			l.free[g.host]--
-			l.mu.Unlock()
-			l.r.opened(g.host)
-			var once sync.Once
-			return func() { once.Do(func() { g.put() }) }, nil
-		}
-		wait := l.wake
-		l.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	one := map[string]int{g.host: 1}
+	if err := g.l.open.take(ctx, one, nil); err != nil {
+		return nil, err
 	}
-}
-
-func (g *gate) put() {
-	g.l.r.closed(g.host)
-	l := g.l
-	l.mu.Lock()
-	l.free[g.host]++
-	close(l.wake)
-	l.wake = make(chan struct{})
-	l.mu.Unlock()
+	g.l.r.opened(g.host)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.l.r.closed(g.host)
+			g.l.open.give(one)
+		})
+	}, nil
 }

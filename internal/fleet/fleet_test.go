@@ -189,9 +189,7 @@ func TestFairShare(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.mu.Lock()
-			r.inDo++ // as if all four were already waiting
-			r.mu.Unlock()
+			r.inDo.Add(1) // as if all four were already waiting
 			entered.Done()
 			entered.Wait()
 			r.Do(context.Background(), Need{POP3: pop, IMAP: imap, Appenders: 8}, func(_ context.Context, g Grant) error {
@@ -199,9 +197,7 @@ func TestFairShare(t *testing.T) {
 				<-hold
 				return nil
 			})
-			r.mu.Lock()
-			r.inDo--
-			r.mu.Unlock()
+			r.inDo.Add(-1)
 		}()
 	}
 	for i := 0; i < 4; i++ {
