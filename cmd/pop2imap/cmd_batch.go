@@ -254,7 +254,7 @@ func runBatch(ctx context.Context, o *batchOptions, accounts []batch.Account, ru
 	}
 
 	cfg := bridge.Config{IMAPConns: o.IMAPConns, MaxMessageSize: int64(o.MaxMessageSize), Timeout: o.conn.Timeout}
-	_, err = batch.Run(ctx, accounts, batch.Options{
+	err = batch.Run(ctx, accounts, batch.Options{
 		StateDir: o.StateDir, Runner: runner, Config: cfg, Retries: o.Retries, Log: log,
 		Logger: logger, Advice: advice, Progress: progress, Shard: shard,
 		Quiet: batchBar(o.Progress, stderr), // the bar counts them

@@ -51,11 +51,11 @@ type Options struct {
 
 // Run copies every account, jobs of them at a time within the caps, and
 // writes one result per account to opts.Log as it ends. One account's
-// failure never stops the others. It returns the results of the accounts
-// that ended; an account cut short by ctx has none (it is not finished),
-// and Run returns ctx.Err() then. Any other error is the batch's own: the
-// results log could not be written.
-func Run(ctx context.Context, accounts []Account, opts Options) ([]Result, error) {
+// failure never stops the others, and none is held in memory: the log
+// has them. An account cut short by ctx has no result (it is not
+// finished), and Run returns ctx.Err() then. Any other error is the
+// batch's own: the results log could not be written.
+func Run(ctx context.Context, accounts []Account, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,12 +69,11 @@ func Run(ctx context.Context, accounts []Account, opts Options) ([]Result, error
 		opts.RetryDelay = DefaultRetryDelay
 	}
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "journals"), 0o700); err != nil {
-		return nil, &LogError{Path: filepath.Join(opts.StateDir, "journals"), Op: "mkdir", Err: err}
+		return &LogError{Path: filepath.Join(opts.StateDir, "journals"), Op: "mkdir", Err: err}
 	}
 	var (
-		mu      sync.Mutex
-		results []Result
-		logErr  error
+		mu     sync.Mutex
+		logErr error
 	)
 	each(ctx, opts.Runner.Jobs(), len(accounts), func(k int) bool {
 		r, ok := runAccount(ctx, accounts[k], &opts)
@@ -84,16 +83,15 @@ func Run(ctx context.Context, accounts []Account, opts Options) ([]Result, error
 		err := opts.Log.Write(r)
 		mu.Lock()
 		defer mu.Unlock()
-		results = append(results, r)
 		if err != nil && logErr == nil {
 			logErr = err // the batch cannot record what it does: stop
 		}
 		return logErr == nil
 	})
 	if logErr != nil {
-		return results, logErr
+		return logErr
 	}
-	return results, ctx.Err()
+	return ctx.Err()
 }
 
 // runAccount runs one account to its end, retrying what is worth it. It
