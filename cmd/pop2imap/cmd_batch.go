@@ -128,7 +128,7 @@ func runBatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	var mine []batch.Account
+	mine := make([]batch.Account, 0, len(accounts)) // never nil: summarizeDir reads nil as every account in DIR
 	for _, a := range accounts {
 		if shard.Has(a) {
 			mine = append(mine, a)
