@@ -15,9 +15,13 @@ import (
 
 // Migrator moves the messages of one POP3 mailbox into one IMAP folder.
 type Migrator struct {
-	Config  Config
-	POP3    *Endpoint
-	IMAP    *Endpoint
+	Config Config
+	POP3   *Endpoint
+	IMAP   *Endpoint
+	// Index, when set, is the IMAP server again, for the connection that
+	// indexes a folder holding mail: a runner of many accounts admits it
+	// differently from the account's own (fleet.Grant.Index). nil: IMAP.
+	Index   *Endpoint
 	Journal *state.Journal // nil only in a dry run with no journal yet
 	// OpenJournal, when set and Journal is nil, opens the journal once
 	// both servers have accepted the login, so that a mistyped host,
@@ -250,7 +254,11 @@ func (m *Migrator) session(ctx context.Context, cfg *Config) error {
 	if copyList.len() > 0 && folder.messages > 0 && !cfg.DryRun {
 		m.Stats.IndexTotal.Store(int64(folder.messages))
 		m.emit(Event{Kind: EventIndexing})
-		if ic, err = DialIMAP(ctx, m.IMAP); err != nil {
+		index := m.Index
+		if index == nil {
+			index = m.IMAP
+		}
+		if ic, err = DialIMAP(ctx, index); err != nil {
 			return err
 		}
 		idx, err := buildIndex(ic, cfg.Folder, cfg.Timeout, func(done, total int64) {

@@ -30,7 +30,7 @@ func (o *fleetOptions) check() error {
 		return &settingError{setting: "--jobs", err: errNotPositive, hint: "give at least 1"}
 	}
 	if o.MaxConnsPerHost < 1 {
-		return &settingError{setting: "--max-conns-per-host", err: errNotPositive, hint: "give at least 3 (a POP3 and two IMAP connections, when both are on one host)"}
+		return &settingError{setting: "--max-conns-per-host", err: errNotPositive, hint: "give at least 3 (a POP3 and an IMAP connection, and one left for a folder index, when both are on one host)"}
 	}
 	return nil
 }

@@ -169,7 +169,7 @@ func attempt(ctx context.Context, a Account, opts *Options, stats *bridge.Stats,
 		cfg.Memory = opts.Runner.Memory()
 		path := JournalPath(opts.StateDir, a)
 		m := &bridge.Migrator{
-			Config: cfg, POP3: g.POP3, IMAP: g.IMAP, Stats: stats,
+			Config: cfg, POP3: g.POP3, IMAP: g.IMAP, Index: g.Index, Stats: stats,
 			// A new journal is made only once both logins succeed, so an
 			// account with a wrong password leaves none behind.
 			OpenJournal: func() (*state.Journal, error) { return state.Open(path) },

@@ -244,16 +244,17 @@ func (l *accountLoop) runPipeline(ctx context.Context, stats *bridge.Stats) erro
 	return l.svc.opts.Runner.Do(ctx, need, func(ctx context.Context, g fleet.Grant) error {
 		cfg.IMAPConns = g.Appenders
 		cfg.Memory = l.svc.opts.Runner.Memory()
-		return l.migrate(ctx, cfg, g.POP3, g.IMAP, stats)
+		return l.migrate(ctx, cfg, g, stats)
 	})
 }
 
 // migrate runs the pipeline once on the endpoints the runner granted.
-func (l *accountLoop) migrate(ctx context.Context, cfg bridge.Config, pop3, imap *bridge.Endpoint, stats *bridge.Stats) error {
+func (l *accountLoop) migrate(ctx context.Context, cfg bridge.Config, g fleet.Grant, stats *bridge.Stats) error {
 	m := &bridge.Migrator{
 		Config:  cfg,
-		POP3:    pop3,
-		IMAP:    imap,
+		POP3:    g.POP3,
+		IMAP:    g.IMAP,
+		Index:   g.Index,
 		Journal: l.journal,
 		OpenJournal: func() (*state.Journal, error) {
 			j, err := state.Open(l.acct.Journal)

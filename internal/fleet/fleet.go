@@ -4,13 +4,20 @@
 // bridge daemon and batch run their accounts through it.
 //
 // Before an account runs, its whole connection budget is reserved at
-// once, on every host it uses: a POP3 connection, one IMAP connection to
-// append on (the session checks the folder on it first), and one more for
-// the connection that indexes a folder holding mail. An account never
-// waits for a connection while holding others that another account
-// needs, so the caps cannot deadlock, and a connection is only ever opened
-// within its account's reservation (bridge.Endpoint.Gate), so they cannot
-// be exceeded.
+// once, on every host it uses: a POP3 connection and one IMAP connection
+// to append on (the session checks the folder on it first), plus the
+// appenders its fair share of the cap allows. A connection is only ever
+// opened within its account's reservation (bridge.Endpoint.Gate), so the
+// caps cannot be exceeded.
+//
+// The folder index's connection, which only an account whose folder
+// already holds mail opens, is not reserved: it is borrowed when it is
+// dialed (Grant.Index). So that this cannot deadlock, the reservations of
+// accounts that may borrow leave one slot of every host's cap free
+// (indexSpare): an account waits for a borrowed slot only while holding
+// its reservation, and a borrower finishes its session without waiting
+// for anything else, so the spare slot always comes back. A fresh
+// account, the common case of a batch, costs two connections, not three.
 package fleet
 
 import (
@@ -38,19 +45,25 @@ const (
 type Need struct {
 	POP3, IMAP *bridge.Endpoint // nil: that side is not used
 	// Appenders is how many IMAP connections the account would like to
-	// append on; one more is reserved beside them for the connection that
-	// indexes a folder holding mail. 0 means that it only logs in (a
-	// check, a STAT): one IMAP connection.
+	// append on. 0 means that it only logs in (a check, a STAT): one IMAP
+	// connection, and no folder index.
 	Appenders int
 }
 
 // Grant is what the runner gave an account: its endpoints, whose every
 // connection is admitted by the account's reservation, and how many
 // connections it may append on (at least one when it asked for any).
+// Index, set when the account appends, is IMAP again, but its connections
+// borrow a slot of the cap when they are dialed instead of using the
+// reservation: set it as the bridge.Migrator's Index.
 type Grant struct {
-	POP3, IMAP *bridge.Endpoint
-	Appenders  int
+	POP3, IMAP, Index *bridge.Endpoint
+	Appenders         int
 }
+
+// indexSpare is how many slots of a host's cap the reservations of
+// accounts that may borrow one for a folder index leave free.
+const indexSpare = 1
 
 // CapError is an account that needs more connections to one host than
 // the cap allows, so that it could never run.
@@ -130,8 +143,8 @@ func HostKey(ep *bridge.Endpoint) string {
 // Check returns a *CapError when need could never run under the cap.
 func (r *Runner) Check(need Need) error {
 	for host, n := range need.minimum() {
-		if n > r.maxConn {
-			return &CapError{Host: host, Need: n, Cap: r.maxConn}
+		if n+need.keep() > r.maxConn {
+			return &CapError{Host: host, Need: n + need.keep(), Cap: r.maxConn}
 		}
 	}
 	return nil
@@ -144,12 +157,22 @@ func (n Need) minimum() map[string]int {
 		m[HostKey(n.POP3)]++
 	}
 	if n.IMAP != nil {
-		m[HostKey(n.IMAP)]++ // a check's login, or the folder index
-		if n.Appenders > 0 {
-			m[HostKey(n.IMAP)]++ // the first appender, which checks the folder
-		}
+		m[HostKey(n.IMAP)]++ // a check's login, or the first appender
 	}
 	return m
+}
+
+// borrows reports whether the account may borrow a slot for a folder
+// index.
+func (n Need) borrows() bool { return n.IMAP != nil && n.Appenders > 0 }
+
+// keep is how many slots of each host's cap the account's reservation
+// leaves free.
+func (n Need) keep() int {
+	if n.borrows() {
+		return indexSpare
+	}
+	return 0
 }
 
 // Do waits for a job slot and for the account's connections to fit under
@@ -182,6 +205,9 @@ func (r *Runner) Do(ctx context.Context, need Need, run func(context.Context, Gr
 	if need.IMAP != nil {
 		g.IMAP = l.endpoint(need.IMAP)
 	}
+	if need.borrows() {
+		g.Index = r.borrowing(need.IMAP)
+	}
 	return run(ctx, g)
 }
 
@@ -190,8 +216,8 @@ func (r *Runner) Do(ctx context.Context, need Need, run func(context.Context, Gr
 func (r *Runner) reserve(ctx context.Context, need Need) (*lease, error) {
 	slots := need.minimum()
 	appenders := 0
-	err := r.reserved.take(ctx, slots, func() {
-		if need.IMAP != nil && need.Appenders > 0 {
+	err := r.reserved.take(ctx, slots, need.keep(), func() {
+		if need.borrows() {
 			host := HostKey(need.IMAP)
 			extra := r.extra(host, slots[host], need.Appenders-1)
 			r.reserved.add(host, extra)
@@ -208,13 +234,14 @@ func (r *Runner) reserve(ctx context.Context, need Need) (*lease, error) {
 }
 
 // extra is how many more connections to host an account that holds held
-// of them may take for appending, up to want: what the cap leaves, but no
-// more than a fair share of it, the cap divided by the accounts that are
-// running or waiting (at most jobs of them), so that the first account of
-// a batch does not take what the next ones need. r.reserved.mu is held.
+// of them may take for appending, up to want: what the cap leaves beside
+// the index's spare slot, but no more than a fair share of it, divided
+// among the accounts that are running or waiting (at most jobs of them),
+// so that the first account of a batch does not take what the next ones
+// need. r.reserved.mu is held.
 func (r *Runner) extra(host string, held, want int) int {
-	share := r.maxConn / max(1, minInt(cap(r.jobs), int(r.inDo.Load())))
-	return max(0, minInt(want, r.reserved.room(host), share-held))
+	share := (r.maxConn - indexSpare) / max(1, minInt(cap(r.jobs), int(r.inDo.Load())))
+	return max(0, minInt(want, r.reserved.room(host)-indexSpare, share-held))
 }
 
 func minInt(a int, b ...int) int {
@@ -250,7 +277,15 @@ type lease struct {
 // lease.
 func (l *lease) endpoint(ep *bridge.Endpoint) *bridge.Endpoint {
 	c := *ep
-	c.Gate = &gate{l: l, host: HostKey(ep)}
+	c.Gate = &gate{r: l.r, slots: l.open, host: HostKey(ep)}
+	return &c
+}
+
+// borrowing returns a copy of ep whose connections each borrow a slot of
+// the cap, outside any reservation.
+func (r *Runner) borrowing(ep *bridge.Endpoint) *bridge.Endpoint {
+	c := *ep
+	c.Gate = &gate{r: r, slots: r.reserved, host: HostKey(ep)}
 	return &c
 }
 
@@ -259,25 +294,29 @@ func (l *lease) endpoint(ep *bridge.Endpoint) *bridge.Endpoint {
 // all before Migrator.Run returns.
 func (l *lease) end() { l.r.reserved.give(l.slots) }
 
-// gate admits one account's connections to one host within its lease. A
-// connection waits only for another of the same account to close, never
-// for another account.
+// gate admits connections to one host, each taking a slot of slots for
+// as long as it is open. For an account's own connections, slots is its
+// lease: a connection waits only for another of the same account to
+// close, never for another account. For a folder index, slots is the
+// runner's, outside any reservation: it may wait for another account to
+// give one back, which cannot deadlock (see indexSpare).
 type gate struct {
-	l    *lease
-	host string
+	r     *Runner
+	slots *hostSlots
+	host  string
 }
 
 func (g *gate) Acquire(ctx context.Context) (func(), error) {
 	one := map[string]int{g.host: 1}
-	if err := g.l.open.take(ctx, one, nil); err != nil {
+	if err := g.slots.take(ctx, one, 0, nil); err != nil {
 		return nil, err
 	}
-	g.l.r.opened(g.host)
+	g.r.opened(g.host)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			g.l.r.closed(g.host)
-			g.l.open.give(one)
+			g.r.closed(g.host)
+			g.slots.give(one)
 		})
 	}, nil
 }

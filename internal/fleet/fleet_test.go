@@ -103,9 +103,10 @@ func TestManyAccountsUnderOneCap(t *testing.T) {
 }
 
 // TestReservationCannotDeadlock has accounts that each hold every
-// connection their reservation allows at once, with a cap that fits one
-// account and a half: if accounts took connections one by one they would
-// deadlock; reserving all at once, every one finishes.
+// connection their reservation allows at once, and then borrow one more
+// for a folder index, with a cap that fits one account and a half: if
+// accounts took connections one by one they would deadlock; reserving all
+// at once, and leaving a slot for the borrowers, every one finishes.
 func TestReservationCannotDeadlock(t *testing.T) {
 	ep := &bridge.Endpoint{Addr: "Mail.Example.:995"}
 	imap := &bridge.Endpoint{Addr: "mail.example:993"}
@@ -118,9 +119,10 @@ func TestReservationCannotDeadlock(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			err := r.Do(context.Background(), Need{POP3: ep, IMAP: imap, Appenders: 4}, func(ctx context.Context, g Grant) error {
-				// POP3, the folder check and every appender at once.
+				// POP3, every appender (the first checks the folder), and
+				// the folder index at once.
 				var releases []func()
-				for _, e := range append([]*bridge.Endpoint{g.POP3}, repeat(g.IMAP, 1+g.Appenders)...) {
+				for _, e := range append(append([]*bridge.Endpoint{g.POP3}, repeat(g.IMAP, g.Appenders)...), g.Index) {
 					rel, err := e.Gate.Acquire(ctx)
 					if err != nil {
 						return err
@@ -178,8 +180,8 @@ func TestFairShare(t *testing.T) {
 		t.Errorf("alone, an account got %d of 8 appenders under a cap of 16", alone)
 	}
 
-	// Four accounts in at once: 16/4 = 4 IMAP connections each, one of
-	// them for the folder check.
+	// Four accounts in at once: of the 15 slots that the index's spare
+	// leaves, 15/4 = 3 IMAP connections each, all of them to append on.
 	hold := make(chan struct{})
 	got := make(chan int, 4)
 	var wg sync.WaitGroup
@@ -248,4 +250,53 @@ func TestCancelWhileWaiting(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	close(hold)
+}
+
+// TestFreshAccountsCostTwo: an account that appends reserves two
+// connections (POP3 and the appender that checks the folder), not a third
+// for a folder index it may never open, so more accounts run under one
+// cap: with a cap of 7 on one host, three of them, one slot left spare.
+func TestFreshAccountsCostTwo(t *testing.T) {
+	pop := &bridge.Endpoint{Addr: "127.0.0.1:110"}
+	imap := &bridge.Endpoint{Addr: "127.0.0.1:143"}
+	need := Need{POP3: pop, IMAP: imap, Appenders: 1}
+	r := New(8, 7)
+	var leases []*lease
+	for i := 0; i < 3; i++ {
+		l, err := r.reserve(context.Background(), need)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.appenders != 1 || l.slots["127.0.0.1"] != 2 {
+			t.Fatalf("account %d reserved %v with %d appenders, want 2 slots and 1", i, l.slots, l.appenders)
+		}
+		leases = append(leases, l)
+	}
+	// A fourth would leave no slot spare: it waits, and gives up when its
+	// context ends.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.reserve(done, need); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a fourth account under a cap of 7: %v, want it to wait", err)
+	}
+	// A check borrows nothing: it may take the spare slot.
+	if _, err := r.reserve(done, Need{IMAP: imap}); err != nil {
+		t.Fatalf("a check with one slot free: %v", err)
+	}
+	r.reserved.give(map[string]int{"127.0.0.1": 1})
+	// The index borrows the spare slot, beyond the leases.
+	rel, err := r.borrowing(imap).Gate.Acquire(done)
+	if err != nil {
+		t.Fatalf("borrowing the spare slot: %v", err)
+	}
+	if _, err := r.borrowing(imap).Gate.Acquire(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a second borrow over the cap: %v, want it to wait", err)
+	}
+	rel()
+	for _, l := range leases {
+		l.end()
+	}
+	if n := r.reserved.used["127.0.0.1"]; n != 0 {
+		t.Errorf("%d slots still taken after every account ended", n)
+	}
 }

@@ -23,14 +23,16 @@ func newHostSlots(limit func(host string) int) *hostSlots {
 
 // take waits until every host of want has room for its count, or ctx
 // ends, and takes them all at once, so that no caller holds some slots
-// while it waits for others. then, when not nil, runs with the slots
-// taken and s.mu held, to take more without waiting (with room and add).
-func (s *hostSlots) take(ctx context.Context, want map[string]int, then func()) error {
+// while it waits for others. It leaves keep slots of each host's limit
+// free: only a caller that keeps none may take them. then, when not nil,
+// runs with the slots taken and s.mu held, to take more without waiting
+// (with room and add).
+func (s *hostSlots) take(ctx context.Context, want map[string]int, keep int, then func()) error {
 	for {
 		s.mu.Lock()
 		fits := true
 		for host, n := range want {
-			if s.used[host]+n > s.limit(host) {
+			if s.used[host]+n > s.limit(host)-keep {
 				fits = false
 				break
 			}
