@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"os"
 	"sort"
 )
@@ -25,6 +26,11 @@ import (
 // The index is a cache: Open rebuilds it from the journal, and it is never
 // fsync'd. Its files are removed as soon as they are created (and at the
 // next Open, where the system does not allow removing an open file).
+//
+// A small journal needs no file at all: the smallest hash table (16 KiB)
+// stays in memory, and the rows file is only created when the tail first
+// fills. So a batch of many small accounts does not create and remove two
+// files for each of them.
 
 // indexSuffix names, after the journal's own name, each temporary file of
 // the index while it is created: it is unlinked at once, so the name is
@@ -93,8 +99,8 @@ type seg struct {
 // mutex.
 type index struct {
 	name   string // of its temporary files while they are created
-	rows   *os.File
-	slots  *os.File
+	rows   store  // nil until the tail first fills
+	slots  store
 	nrows  int64
 	nslots int64 // a power of two
 	segs   []seg
@@ -117,9 +123,6 @@ const tailRows = 1024
 func openIndex(name string, want int64) (*index, error) {
 	x := &index{name: name, seed: maphash.MakeSeed(), tail: make([]byte, 0, tailRows*rowSize)}
 	var err error
-	if x.rows, err = x.tempFile(); err != nil {
-		return nil, err
-	}
 	n := int64(minSlots)
 	for n < 2*want {
 		n *= 2
@@ -141,8 +144,64 @@ func (x *index) tempFile() (*os.File, error) {
 	return f, nil
 }
 
-// newSlots returns an empty hash table file of n slots.
-func (x *index) newSlots(n int64) (*os.File, error) {
+// store is where the index keeps rows or slots: an unlinked temporary
+// file, or memory while it is small.
+type store interface {
+	io.ReaderAt
+	io.WriterAt
+	Truncate(size int64) error
+	Close() error
+	Name() string
+}
+
+// memStore is a store in memory.
+type memStore struct{ b []byte }
+
+func (m *memStore) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memStore) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.Truncate(end)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memStore) Truncate(size int64) error {
+	if size < int64(len(m.b)) {
+		clear(m.b[size:])
+		m.b = m.b[:size]
+	} else {
+		m.b = append(m.b, make([]byte, size-int64(len(m.b)))...)
+	}
+	return nil
+}
+
+func (m *memStore) Close() error { m.b = nil; return nil }
+func (m *memStore) Name() string { return "(index in memory)" }
+
+// drop closes s and removes its file, if it has one.
+func drop(s store) {
+	s.Close()
+	if _, ok := s.(*os.File); ok {
+		os.Remove(s.Name())
+	}
+}
+
+// newSlots returns an empty hash table of n slots: in memory when it is
+// the smallest, else in a file.
+func (x *index) newSlots(n int64) (store, error) {
+	if n <= minSlots {
+		return &memStore{b: make([]byte, n*slotSize)}, nil
+	}
 	f, err := x.tempFile()
 	if err != nil {
 		return nil, err
@@ -156,10 +215,9 @@ func (x *index) newSlots(n int64) (*os.File, error) {
 }
 
 func (x *index) close() {
-	for _, f := range []*os.File{x.rows, x.slots} {
-		if f != nil {
-			f.Close()
-			os.Remove(f.Name())
+	for _, s := range []store{x.rows, x.slots} {
+		if s != nil {
+			drop(s)
 		}
 	}
 	x.rows, x.slots = nil, nil
@@ -167,8 +225,10 @@ func (x *index) close() {
 
 // reset empties the index, keeping its files.
 func (x *index) reset() error {
-	if err := x.rows.Truncate(0); err != nil {
-		return fileErr("truncate index file", x.rows.Name(), err)
+	if x.rows != nil {
+		if err := x.rows.Truncate(0); err != nil {
+			return fileErr("truncate index file", x.rows.Name(), err)
+		}
 	}
 	if err := x.slots.Truncate(0); err != nil {
 		return fileErr("truncate index file", x.slots.Name(), err)
@@ -236,6 +296,13 @@ func (x *index) writeRow(n int64, r *row) error {
 
 // flushTail writes the tail to the file and empties it.
 func (x *index) flushTail() error {
+	if x.rows == nil {
+		f, err := x.tempFile()
+		if err != nil {
+			return err
+		}
+		x.rows = f
+	}
 	if _, err := x.rows.WriteAt(x.tail, x.tailRow*rowSize); err != nil {
 		return fileErr("write index file", x.rows.Name(), err)
 	}
@@ -269,7 +336,7 @@ const probeSlots = 32
 // probe calls fn with each slot of table f (of size slots) in the probe
 // sequence of hash h, and its number, until fn returns true or a free slot
 // is reached; it returns the number of the slot where it stopped.
-func probe(f *os.File, size int64, h uint64, fn func(i int64, slot []byte) bool) (int64, error) {
+func probe(f store, size int64, h uint64, fn func(i int64, slot []byte) bool) (int64, error) {
 	var buf [probeSlots * slotSize]byte
 	i := int64(h) & (size - 1)
 	for {
@@ -287,7 +354,7 @@ func probe(f *os.File, size int64, h uint64, fn func(i int64, slot []byte) bool)
 }
 
 // insertSlot puts row n under hash h into the table f of size slots.
-func insertSlot(f *os.File, size int64, h uint64, n int64) error {
+func insertSlot(f store, size int64, h uint64, n int64) error {
 	i, err := probe(f, size, h, func(int64, []byte) bool { return false })
 	if err != nil {
 		return err
@@ -324,8 +391,7 @@ func (x *index) grow() error {
 			}
 		}
 	}
-	x.slots.Close()
-	os.Remove(x.slots.Name())
+	drop(x.slots)
 	x.slots, x.nslots = f, size
 	return nil
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,5 +177,61 @@ func TestIndexGappedIDs(t *testing.T) {
 		if got := es[0].Step == Appended; got != appended {
 			t.Errorf("entry %d is %s", id, es[0].Step)
 		}
+	}
+}
+
+// TestSmallIndexInMemory: the index of a small journal lives in memory,
+// so opening one creates no file beside the journal and its lock; it
+// moves to files once it outgrows the smallest table, and lookups work on
+// both sides of the move.
+func TestSmallIndexInMemory(t *testing.T) {
+	j := mustOpen(t, journalPath(t))
+	defer j.Close()
+	var uidls []string
+	add := func(n int) {
+		for range n {
+			e := message(len(uidls))
+			begin(t, j, e)
+			uidls = append(uidls, e.UIDL)
+		}
+	}
+	add(3)
+	if _, ok := j.idx.slots.(*memStore); !ok || j.idx.rows != nil {
+		t.Fatalf("3 entries: slots in %T, rows %v; want memory and no rows file", j.idx.slots, j.idx.rows)
+	}
+	add(minSlots/2 - 3)
+	if _, ok := j.idx.slots.(*memStore); !ok {
+		t.Fatalf("%d entries: slots in %T, want memory", len(uidls), j.idx.slots)
+	}
+	add(tailRows)
+	if _, ok := j.idx.slots.(*os.File); !ok || j.idx.rows == nil {
+		t.Fatalf("%d entries: slots in %T, rows %v; want both in files", len(uidls), j.idx.slots, j.idx.rows)
+	}
+	for k, u := range uidls {
+		if es := byUIDL(t, j, u); len(es) != 1 || es[0].ID != uint64(k+1) {
+			t.Fatalf("ByUIDL(%q) = %+v, want entry %d alone", u, es, k+1)
+		}
+	}
+}
+
+// TestMemStore: the in-memory store reads back what was written, grows
+// with zeros, and reads zeros where it was truncated and grown again.
+func TestMemStore(t *testing.T) {
+	m := &memStore{}
+	if _, err := m.WriteAt([]byte("abc"), 4); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 8)
+	n, err := m.ReadAt(b, 0)
+	if n != 7 || err != io.EOF || string(b[:n]) != "\x00\x00\x00\x00abc" {
+		t.Fatalf("ReadAt = %d %v %q", n, err, b[:n])
+	}
+	m.Truncate(5)
+	m.Truncate(7)
+	if n, err := m.ReadAt(b[:7], 0); n != 7 || err != nil || string(b[:7]) != "\x00\x00\x00\x00a\x00\x00" {
+		t.Fatalf("after truncating to 5 and growing to 7: %d %v %q", n, err, b[:7])
+	}
+	if _, err := m.ReadAt(b[:1], 7); err != io.EOF {
+		t.Fatalf("ReadAt past the end: %v, want io.EOF", err)
 	}
 }
