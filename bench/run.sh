@@ -43,14 +43,16 @@
 #           one maildrop through "pop2imap migrate", and the sink at each -k
 #           (default 4; 0: none). Fails on a lost or duplicated message, an
 #           account not done, more ESTABLISHED connections to Dovecot than
-#           the cap (16, or --max-conns-per-host in -flags; ss every
-#           100 ms) or a peak RSS over 128 MiB, never on time
+#           the cap (16, or --max-conns-per-host in -flags; sampled
+#           every 100 ms, as ss does, over netlink) or a peak RSS over 128 MiB, never on time
 #           (bench/batch_test.go). Dovecot keeps its users in one
 #           passwd-file. In this mode -mix defaults to small, -fsync to
 #           optimized, -k to 4, and -flags are extra batch flags
-#   -login  Dovecot's login processes in -batch mode: high-security (the
-#           default, one fork per connection) or performance
-#           (service_count = 0, process_min_avail = 2)
+#   -login  Dovecot's processes in -batch mode: high-security (the
+#           default, one fork per connection and per session) or
+#           performance, as providers with virtual users run it (login
+#           processes with service_count = 0, process_min_avail = 2; imap
+#           and pop3 processes reused for 100 sessions each)
 #
 # Needs root (Dovecot switches to its mail user), dovecot-pop3d,
 # dovecot-imapd and time (/usr/bin/time). Traffic stays on 127.0.0.0/8.
