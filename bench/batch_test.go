@@ -66,8 +66,8 @@ service pop3 {
 // target, so that Dovecot holds 2×N users. The built binary runs as a user
 // runs it, with its defaults (--jobs 8, --max-conns-per-host 16), under
 // /usr/bin/time -v, while the connections to Dovecot's ports are sampled
-// with ss every 100 ms. Then the same messages, as one maildrop, go through
-// "pop2imap migrate": the single-mailbox baseline.
+// every 100 ms. The same messages, as one maildrop, go through "pop2imap
+// migrate" before and after it: the single-mailbox baseline.
 //
 // It fails only on correctness: an exit code other than 0, an account not
 // done, a message lost or duplicated (every target's count on disk, the
@@ -113,18 +113,13 @@ func TestBatch(t *testing.T) {
 
 	w := b.newBatchWorld(n, perAccount)
 	w.cap = connCap(t, batchFlags)
-	res := w.run(batchFlags)
-	w.check(res)
 	msgs := n * perAccount
-	b.printf("")
-	b.printf("| run | accounts | messages | MB | wall s | accounts/s | msgs/s | MB/s | peak RSS MiB | CPU s | Dovecot CPU s | most ESTABLISHED |")
-	b.printf("|---|---|---|---|---|---|---|---|---|---|---|---|")
-	b.printf("| batch | %d | %d | %.1f | %.2f | %.1f | %.0f | %.2f | %.1f | %.2f | %.2f | %d (%d samples) |",
-		n, msgs, float64(w.bytes)/1e6, res.wall.Seconds(), float64(n)/res.wall.Seconds(), float64(msgs)/res.wall.Seconds(),
-		float64(w.bytes)/1e6/res.wall.Seconds(), float64(res.rssKiB)/1024, res.cpu.Seconds(), res.dovecotCPU.Seconds(), res.maxConns, res.samples)
 
 	// The baseline: the same messages as one maildrop, through migrate,
-	// against the same server.
+	// against the same server, once before the batch and once after it.
+	// This machine's disk latency drifts by a third over minutes, and the
+	// baseline, one folder taking one message at a time per connection,
+	// feels it most; the ratio is taken against the faster of the two.
 	specs := make([]corpus.Spec, msgs)
 	for i := range specs {
 		specs[i] = w.spec(i)
@@ -137,12 +132,31 @@ func TestBatch(t *testing.T) {
 	if got := sumCounts(want); got != msgs {
 		t.Fatalf("one mailbox: POP3 serves %d messages, seeded %d", got, msgs)
 	}
-	cpuBefore := dovecotCPU(d)
-	one := b.migrate(src, 0, want)
-	oneDovecot := dovecotCPU(d) - cpuBefore // includes the check's FETCH
-	b.printf("| one mailbox (migrate) | 1 | %d | %.1f | %.2f | | %.0f | %.2f | %.1f | %.2f | %.2f¹ | |",
-		msgs, float64(total)/1e6, one.wall.Seconds(), float64(msgs)/one.wall.Seconds(),
-		float64(total)/1e6/one.wall.Seconds(), float64(one.rssKiB)/1024, one.cpu.Seconds(), oneDovecot.Seconds())
+	baseline := func() (runResult, time.Duration) {
+		cpuBefore := dovecotCPU(d)
+		one := b.migrate(src, direct, want)
+		return one, dovecotCPU(d) - cpuBefore // includes the check's FETCH
+	}
+	before, beforeDovecot := baseline()
+	res := w.run(batchFlags)
+	w.check(res)
+	after, afterDovecot := baseline()
+
+	b.printf("")
+	b.printf("| run | accounts | messages | MB | wall s | accounts/s | msgs/s | MB/s | peak RSS MiB | CPU s | Dovecot CPU s | most ESTABLISHED |")
+	b.printf("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	b.printf("| batch | %d | %d | %.1f | %.2f | %.1f | %.0f | %.2f | %.1f | %.2f | %.2f | %d (%d samples) |",
+		n, msgs, float64(w.bytes)/1e6, res.wall.Seconds(), float64(n)/res.wall.Seconds(), float64(msgs)/res.wall.Seconds(),
+		float64(w.bytes)/1e6/res.wall.Seconds(), float64(res.rssKiB)/1024, res.cpu.Seconds(), res.dovecotCPU.Seconds(), res.maxConns, res.samples)
+	for _, r := range []struct {
+		when    string
+		one     runResult
+		dovecot time.Duration
+	}{{"before", before, beforeDovecot}, {"after", after, afterDovecot}} {
+		b.printf("| one mailbox (migrate), %s the batch | 1 | %d | %.1f | %.2f | | %.0f | %.2f | %.1f | %.2f | %.2f¹ | |",
+			r.when, msgs, float64(total)/1e6, r.one.wall.Seconds(), float64(msgs)/r.one.wall.Seconds(),
+			float64(total)/1e6/r.one.wall.Seconds(), float64(r.one.rssKiB)/1024, r.one.cpu.Seconds(), r.dovecot.Seconds())
+	}
 	for _, k := range cfg.sinkKs {
 		if k > 0 {
 			s := b.sink(src, k)
@@ -150,10 +164,12 @@ func TestBatch(t *testing.T) {
 				k, msgs, float64(total)/1e6, s.Seconds(), float64(msgs)/s.Seconds(), float64(total)/1e6/s.Seconds())
 		}
 	}
+	one := min(before.wall, after.wall)
 	b.printf("")
 	b.printf("¹ with the FETCH of all %d messages that checks the run", msgs)
-	b.printf("t(batch)/t(one mailbox) = %.2f (issue target: <= 1.5)", res.wall.Seconds()/one.wall.Seconds())
-	b.printf("one mailbox: seeded in %.1f s; %s", seeded.Seconds(), one.stats)
+	b.printf("t(batch)/t(one mailbox) = %.2f against the faster one mailbox (%.2f against the slower; issue target: <= 1.5)",
+		res.wall.Seconds()/one.Seconds(), res.wall.Seconds()/max(before.wall, after.wall).Seconds())
+	b.printf("one mailbox: seeded in %.1f s; before: %s; after: %s", seeded.Seconds(), before.stats, after.stats)
 }
 
 // batchWorld is the Dovecot side of a batch run: n POP3 sources of

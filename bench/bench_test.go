@@ -453,7 +453,27 @@ type runResult struct {
 
 // migrate runs the pop2imap binary under /usr/bin/time -v from src to a
 // fresh user at the given RTT, checks it, and removes the copy.
-func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
+// link is how pop2imap reaches Dovecot in one run: the round-trip time
+// added, and whether through internal/delayproxy (always for an RTT above
+// 0 without netem; at 0 the proxy only forwards, so that a ratio against
+// it measures the latency alone, not the proxy's own cost too).
+type link struct {
+	rttMS int
+	proxy bool
+}
+
+func (l link) String() string {
+	if l.rttMS == 0 && l.proxy {
+		return "0 (proxy)"
+	}
+	return strconv.Itoa(l.rttMS)
+}
+
+// direct is a link straight to Dovecot.
+var direct = link{}
+
+func (b *bench) migrate(src string, l link, want digestSet) runResult {
+	rttMS := l.rttMS
 	dst := b.newUser("dst")
 	defer b.dropUser(dst)
 	pop3Addr, imapAddr := b.d.POP3Addr, b.d.IMAPAddr
@@ -461,9 +481,9 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	if b.cfg.tls {
 		pop3Addr, imapAddr, tlsMode = b.d.POP3SAddr, b.d.IMAPSAddr, "implicit"
 	}
-	if rttMS > 0 {
+	if rttMS > 0 || l.proxy {
 		oneWay := time.Duration(rttMS) * time.Millisecond / 2
-		if b.cfg.netem {
+		if b.cfg.netem && !l.proxy {
 			tc(b.t, "replace", oneWay)
 			defer tc(b.t, "del", 0)
 		} else {
@@ -503,9 +523,9 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
-		b.t.Fatalf("pop2imap migrate (RTT %d ms): %v\n%s", rttMS, err, out)
+		b.t.Fatalf("pop2imap migrate (RTT %s ms): %v\n%s", l, err, out)
 	}
-	if rttMS > 0 && b.cfg.netem {
+	if rttMS > 0 && b.cfg.netem && !l.proxy {
 		tc(b.t, "del", 0)
 	}
 	tv, _ := os.ReadFile(timeFile)
@@ -518,7 +538,7 @@ func (b *bench) migrate(src string, rttMS int, want digestSet) runResult {
 	if !b.cfg.noVerify {
 		got := b.fetchDigests(dst)
 		if missing, extra := want.equal(got); missing != 0 || extra != 0 {
-			b.t.Fatalf("RTT %d ms: %d messages missing or altered, %d extra in %s", rttMS, missing, extra, dst)
+			b.t.Fatalf("RTT %s ms: %d messages missing or altered, %d extra in %s", l, missing, extra, dst)
 		}
 	}
 	return res
@@ -643,31 +663,68 @@ func (b *bench) runSize(n int) {
 	}
 	limit := max(drain, sink)
 
-	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | ratio | msgs/s | MB/s | peak RSS MiB | CPU s | ms/msg |")
-	b.printf("|---|---|---|---|---|---|---|---|---|---|---|")
-	var statLines []string
-	defer func() {
-		// After the table, so as not to break it.
-		for _, l := range statLines {
-			b.printf("%s", l)
-		}
-	}()
+	// The links, with RTT 0 also through the proxy when the others go
+	// through it: the ratios are taken against that run.
+	var links []link
+	base := -1
 	for _, rtt := range b.cfg.rtts {
-		var walls, cpus []time.Duration
+		links = append(links, link{rttMS: rtt, proxy: rtt > 0 && !b.cfg.netem})
+		if rtt == 0 && !b.cfg.netem && slices.ContainsFunc(b.cfg.rtts, func(r int) bool { return r > 0 }) {
+			links = append(links, link{proxy: true})
+		}
+	}
+	for i, l := range links {
+		if l.rttMS == 0 && (base < 0 || l.proxy) {
+			base = i
+		}
+	}
+	// Rep by rep, every link in turn, so that the machine's drift over
+	// the minutes of a series falls on every link alike.
+	runs := make([][]runResult, len(links))
+	var statLines []string
+	for r := 0; r < b.cfg.reps; r++ {
+		for i, l := range links {
+			res := b.migrate(src, l, want)
+			runs[i] = append(runs[i], res)
+			statLines = append(statLines, fmt.Sprintf("RTT %s ms, run %d (%.2f s): %s", l, r+1, res.wall.Seconds(), res.stats))
+		}
+	}
+
+	b.printf("| N | RTT ms | drain s | sink s (k) | pop2imap s (runs) | vs drain/sink | vs RTT 0 | msgs/s | MB/s | peak RSS MiB | CPU s | ms/msg |")
+	b.printf("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var t0 time.Duration
+	if base >= 0 {
+		t0 = median(walls(runs[base]))
+	}
+	for i, l := range links {
+		ws := walls(runs[i])
+		var cpus []time.Duration
 		var rss []int64
-		for r := 0; r < b.cfg.reps; r++ {
-			res := b.migrate(src, rtt, want)
-			walls = append(walls, res.wall)
+		for _, res := range runs[i] {
 			cpus = append(cpus, res.cpu)
 			rss = append(rss, res.rssKiB)
-			statLines = append(statLines, fmt.Sprintf("RTT %d ms, run %d (%.2f s): %s", rtt, r+1, res.wall.Seconds(), res.stats))
 		}
-		w := median(walls)
-		b.printf("| %d | %d | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %.0f | %.1f | %.1f (max %.1f) | %.2f | %.2f |",
-			n, rtt, drain.Seconds(), sink.Seconds(), bestK, w.Seconds(), fmtDurs(walls),
-			w.Seconds()/limit.Seconds(), float64(n)/w.Seconds(), float64(total)/1e6/w.Seconds(),
+		w := median(ws)
+		vs0 := "-"
+		if t0 > 0 {
+			vs0 = fmt.Sprintf("%.2f", w.Seconds()/t0.Seconds())
+		}
+		b.printf("| %d | %s | %.2f | %.2f (%d) | %.2f (%s) | %.2f | %s | %.0f | %.1f | %.1f (max %.1f) | %.2f | %.2f |",
+			n, l, drain.Seconds(), sink.Seconds(), bestK, w.Seconds(), fmtDurs(ws),
+			w.Seconds()/limit.Seconds(), vs0, float64(n)/w.Seconds(), float64(total)/1e6/w.Seconds(),
 			float64(medianInt(rss))/1024, float64(slices.Max(rss))/1024, median(cpus).Seconds(), w.Seconds()*1000/float64(n))
 	}
+	for _, l := range statLines {
+		b.printf("%s", l)
+	}
+}
+
+func walls(rs []runResult) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		out[i] = r.wall
+	}
+	return out
 }
 
 // runHuge migrates a maildrop of one message of mb MB at RTT 0 and reports
@@ -680,7 +737,7 @@ func (b *bench) runHuge(mb int) {
 	var walls []time.Duration
 	var rss []int64
 	for r := 0; r < b.cfg.reps; r++ {
-		res := b.migrate(src, 0, want)
+		res := b.migrate(src, direct, want)
 		walls = append(walls, res.wall)
 		rss = append(rss, res.rssKiB)
 	}

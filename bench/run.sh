@@ -16,7 +16,11 @@
 #           POP3 source is always maildir). Parallel APPENDs to a large
 #           maildir folder get slower with every message; sdbox stays near
 #           flat, so use it for runs of 100,000 messages
-#   -r      round-trip times in ms between pop2imap and Dovecot
+#   -r      round-trip times in ms between pop2imap and Dovecot. Through
+#           the proxy, RTT 0 is run twice, straight to Dovecot and through
+#           the proxy with no delay, and "vs RTT 0" is taken against the
+#           latter, so that it holds the latency alone and not the proxy's
+#           own CPU. Each rep runs every RTT in turn
 #   -reps   runs per measurement; the median is reported
 #   -k      IMAP connection counts tried for the APPEND-only sink (0: none)
 #   -huge   also migrate a maildrop of one message of this many MB (RTT 0)
@@ -39,8 +43,9 @@
 #   -batch  instead of all the above, measure "pop2imap batch" (its defaults,
 #           --jobs 8 --max-conns-per-host 16) on this many accounts of
 #           -batch-msgs messages each (default 3), every source and target
-#           its own Dovecot user (2 x N users), then the same messages as
-#           one maildrop through "pop2imap migrate", and the sink at each -k
+#           its own Dovecot user (2 x N users); the same messages as one
+#           maildrop through "pop2imap migrate" before the batch and after
+#           it (the ratio is against the faster), and the sink at each -k
 #           (default 4; 0: none). Fails on a lost or duplicated message, an
 #           account not done, more ESTABLISHED connections to Dovecot than
 #           the cap (16, or --max-conns-per-host in -flags; sampled
