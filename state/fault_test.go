@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,5 +190,71 @@ func TestCompactionFailure(t *testing.T) {
 				t.Fatalf("journal has %d lines after compaction, want 4", lines)
 			}
 		})
+	}
+}
+
+// syncLog records the fsyncs of the files it wraps, by name.
+type syncLog struct {
+	File
+	name string
+	log  *[]string
+}
+
+func (f syncLog) Sync() error {
+	*f.log = append(*f.log, f.name)
+	return f.File.Sync()
+}
+
+// TestNewJournalSyncsWithFirstRecord: opening a new journal fsyncs
+// nothing of its own; the first record's fsync makes the file, then its
+// name in the directory, durable before the record is acknowledged, and
+// later records fsync the file alone. A failing directory fsync fails the
+// record.
+func TestNewJournalSyncsWithFirstRecord(t *testing.T) {
+	path := journalPath(t)
+	dir := filepath.Dir(path)
+	var log []string
+	j, err := OpenWithOptions(path, Options{WrapFile: func(f *os.File) File { return syncLog{f, f.Name(), &log} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	// The directory itself was created by journalPath's caller or by
+	// makeDir: only what follows its creation counts.
+	log = log[:0]
+	j.Close()
+	if len(log) != 0 {
+		t.Fatalf("opening and closing an empty journal fsync'd %v", log)
+	}
+	j, err = OpenWithOptions(path, Options{WrapFile: func(f *os.File) File { return syncLog{f, f.Name(), &log} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	begin(t, j, message(1))
+	if want := []string{path, dir}; !slices.Equal(log, want) {
+		t.Fatalf("the first record fsync'd %v, want %v", log, want)
+	}
+	log = log[:0]
+	begin(t, j, message(2))
+	if want := []string{path}; !slices.Equal(log, want) {
+		t.Fatalf("the second record fsync'd %v, want %v", log, want)
+	}
+
+	// A directory that cannot be fsync'd fails the first record.
+	path2 := filepath.Join(dir, "other.journal")
+	armed := true
+	j2, err := OpenWithOptions(path2, Options{WrapFile: func(f *os.File) File {
+		if f.Name() == dir {
+			return &faultyFile{File: f, armed: &armed, failSync: syscall.EIO}
+		}
+		return f
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if _, err := j2.BeginAppend(message(1)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("first record with a failing directory fsync: %v, want EIO", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -134,6 +135,10 @@ type Journal struct {
 	syncMu  sync.Mutex
 	synced  uint64 // batches known to be durable, under syncMu
 	syncErr error  // the failed fsync, under syncMu
+	// newName says that the journal holds no durable record yet: the
+	// next fsync also makes its name in the directory durable. Set by
+	// open, then under syncMu.
+	newName bool
 }
 
 // Open opens the journal at path, creating it and its directory if missing.
@@ -633,6 +638,13 @@ func (j *Journal) syncThrough(seq uint64) error {
 	if err := j.w.Sync(); err != nil {
 		j.syncErr = fileErr("fsync", j.path, err)
 		return j.syncErr
+	}
+	if j.newName {
+		if err := j.syncDir(filepath.Dir(j.path)); err != nil {
+			j.syncErr = err
+			return err
+		}
+		j.newName = false
 	}
 	j.synced = target
 	return nil
