@@ -76,6 +76,12 @@
 //
 // # Recovery rules
 //
+// A new journal is not fsync'd when it is created: until a record is
+// durable a crash leaves nothing that needs it, and an empty or half-written
+// header is started again. The first fsync after an [Open] that found no
+// record makes the file, then its name in the directory, durable, before
+// the record that asked for it is acknowledged.
+//
 // [Open] takes an exclusive lock (flock on a separate "<path>.lock" file, so
 // that the lock survives compaction replacing the journal file) and replays
 // every record:
@@ -109,10 +115,11 @@
 //
 // The journal holds no entry in memory, so that a journal of a million
 // messages costs the process what one of ten does. [Open] builds an index
-// of the entries in two temporary files beside the journal (removed at
-// once, so they never show up in the directory): a table of fixed-size
-// rows, one per entry, that say where the entry's records are, and a hash
-// table from UIDL to row. [Journal.ByUIDL] and [Journal.Each] read entries
+// of the entries: a table of fixed-size rows, one per entry, that say
+// where the entry's records are, and a hash table from UIDL to row. Both
+// stay in memory while the journal is small (a 16 KiB table, 1,024 rows)
+// and then move to two temporary files beside the journal (removed at once,
+// so they never show up in the directory). [Journal.ByUIDL] and [Journal.Each] read entries
 // back from the journal through it. The operating system's page cache,
 // not the process, keeps what is read often. Entries, which returns them
 // all at once, is for small journals and tests.
