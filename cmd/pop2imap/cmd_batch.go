@@ -134,7 +134,7 @@ func runBatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			mine = append(mine, a)
 		}
 	}
-	results, torn, err := batch.ReadResults(o.StateDir)
+	latest, torn, err := batch.ReadLatest(o.StateDir)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,6 @@ func runBatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		logger.Warn("results log ended in a torn line, from a run that was killed; it was skipped", "dir", o.StateDir)
 	}
 	o.all = mine
-	latest := batch.Latest(results)
 	if mine, err = batch.Select(mine, latest, o.Only); err != nil {
 		return &usageError{msg: fmt.Sprintf("--only %s: want %s or %s, or no --only for every account", o.Only, batch.OnlyFailed, batch.OnlyPending), err: err}
 	}

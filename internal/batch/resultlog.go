@@ -191,34 +191,56 @@ func syncDir(dir string) error {
 // as a damaged line in the middle, is a *ResultsError naming its file and
 // line.
 func ReadResults(dir string) (results []Result, torn int, err error) {
+	torn, err = eachResult(dir, func(r Result) { results = append(results, r) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return results, torn, nil
+}
+
+// ReadLatest is Latest(ReadResults(dir)), read as a stream: it holds one
+// result per account, not every attempt that the logs have gathered over
+// many reruns.
+func ReadLatest(dir string) (latest map[string]Result, torn int, err error) {
+	latest = make(map[string]Result)
+	torn, err = eachResult(dir, func(r Result) { keepLatest(latest, r) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return latest, torn, nil
+}
+
+// eachResult calls fn with every result in the logs of dir, in the order
+// ReadResults returns them.
+func eachResult(dir string, fn func(Result)) (torn int, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, 0, &LogError{Path: dir, Op: "read directory", Err: err}
+		return 0, &LogError{Path: dir, Op: "read directory", Err: err}
 	}
 	for _, e := range entries {
 		if ok, _ := filepath.Match(resultsPattern, e.Name()); !ok || !e.Type().IsRegular() {
 			continue
 		}
-		rs, t, err := readLog(filepath.Join(dir, e.Name()))
+		t, err := readLog(filepath.Join(dir, e.Name()), fn)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
-		results = append(results, rs...)
 		if t {
 			torn++
 		}
 	}
-	return results, torn, nil
+	return torn, nil
 }
 
-// readLog reads one results log; torn reports a last line cut short.
-func readLog(path string) (results []Result, torn bool, err error) {
+// readLog calls fn with each result of one results log; torn reports a
+// last line cut short.
+func readLog(path string, fn func(Result)) (torn bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, false, &LogError{Path: path, Op: "open", Err: err}
+		return false, &LogError{Path: path, Op: "open", Err: err}
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, maxResultLine)
@@ -226,23 +248,23 @@ func readLog(path string) (results []Result, torn bool, err error) {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case err == io.EOF:
-			return results, len(line) > 0, nil
+			return len(line) > 0, nil
 		case errors.Is(err, bufio.ErrBufferFull):
-			return nil, false, &ResultsError{Path: path, Line: n, Err: fmt.Errorf("longer than %d KiB", maxResultLine>>10)}
+			return false, &ResultsError{Path: path, Line: n, Err: fmt.Errorf("longer than %d KiB", maxResultLine>>10)}
 		case err != nil:
-			return nil, false, &LogError{Path: path, Op: "read", Err: err}
+			return false, &LogError{Path: path, Op: "read", Err: err}
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var r Result
 		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, false, &ResultsError{Path: path, Line: n, Err: err}
+			return false, &ResultsError{Path: path, Line: n, Err: err}
 		}
 		if r.ID == "" {
-			return nil, false, &ResultsError{Path: path, Line: n, Err: errors.New("a result without an account id")}
+			return false, &ResultsError{Path: path, Line: n, Err: errors.New("a result without an account id")}
 		}
-		results = append(results, r)
+		fn(r)
 	}
 }
 

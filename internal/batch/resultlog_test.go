@@ -253,3 +253,36 @@ func TestLogConcurrentWrites(t *testing.T) {
 		t.Error("Write after Close succeeded")
 	}
 }
+
+// TestReadLatest: the streaming read gives what Latest gives from every
+// result, over two shards' logs, repeated attempts, ties and a torn last
+// line.
+func TestReadLatest(t *testing.T) {
+	dir := t.TempDir()
+	tieA, tieB := result("b", Failed, 5), result("b", Done, 5)
+	writeResults(t, dir, Shard{}, result("a", Failed, 1), result("b", Done, 2), tieA, result("c", LeftBehind, 9))
+	writeResults(t, dir, Shard{Index: 1, Count: 2}, result("a", Done, 4), result("c", Failed, 3), tieB, result("d", Done, 1))
+	f, err := os.OpenFile(filepath.Join(dir, LogName(Shard{})), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"account":"acct-a","id":"a"`) // torn: no newline
+	f.Close()
+
+	all, torn := readResults(t, dir)
+	got, gotTorn, err := ReadLatest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Latest(all); jsonOf(t, got) != jsonOf(t, want) || gotTorn != torn || torn != 1 {
+		t.Fatalf("ReadLatest = %s (torn %d)\nLatest(ReadResults) = %s (torn %d)", jsonOf(t, got), gotTorn, jsonOf(t, want), torn)
+	}
+	// b's two attempts ended at once: the one read later wins, and
+	// results.jsonl sorts after results-1-of-2.jsonl.
+	if got["a"].Status != Done || got["b"].Status != tieA.Status || got["c"].Status != LeftBehind || len(got) != 4 {
+		t.Fatalf("latest attempts: %s", jsonOf(t, got))
+	}
+	if m, _, err := ReadLatest(filepath.Join(dir, "missing")); err != nil || len(m) != 0 {
+		t.Fatalf("a state directory not made yet: %v, %v", m, err)
+	}
+}

@@ -18,12 +18,17 @@ const (
 func Latest(results []Result) map[string]Result {
 	latest := make(map[string]Result)
 	for _, r := range results {
-		if prev, ok := latest[r.ID]; ok && r.End.Before(prev.End) {
-			continue
-		}
-		latest[r.ID] = r
+		keepLatest(latest, r)
 	}
 	return latest
+}
+
+// keepLatest puts r in latest unless the attempt there ended after it.
+func keepLatest(latest map[string]Result, r Result) {
+	if prev, ok := latest[r.ID]; ok && r.End.Before(prev.End) {
+		return
+	}
+	latest[r.ID] = r
 }
 
 // Select returns the accounts a run takes, in their order:
