@@ -719,6 +719,7 @@ func (b *bench) runSize(n int) {
 	}
 }
 
+// walls returns the wall times of rs.
 func walls(rs []runResult) []time.Duration {
 	out := make([]time.Duration, len(rs))
 	for i, r := range rs {
