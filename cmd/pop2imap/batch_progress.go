@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -12,38 +11,14 @@ import (
 	"github.com/pop2imap/pop2imap/internal/batch"
 )
 
-// batchDisplay draws one display for the whole batch: a bar on a
+// startBatchProgress draws one display for the whole batch: a bar on a
 // terminal, or a log line every five seconds elsewhere (JSON with
 // --log-format json).
-type batchDisplay struct {
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func startBatchProgress(mode string, p *batch.Progress, w io.Writer, logger *slog.Logger) *batchDisplay {
-	d := &batchDisplay{done: make(chan struct{})}
-	useBar := batchBar(mode, w)
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if useBar {
-			d.bar(p, w)
-		} else {
-			d.logLines(p, logger)
-		}
-	}()
-	return d
-}
-
-// batchBar reports whether the display is a bar.
-func batchBar(mode string, w io.Writer) bool {
-	return mode == "always" || (mode == "auto" && isTerminal(w))
-}
-
-func (d *batchDisplay) stop() {
-	d.once.Do(func() { close(d.done) })
-	d.wg.Wait()
+func startBatchProgress(mode string, p *batch.Progress, w io.Writer, logger *slog.Logger) *progress {
+	if wantBar(mode, w) {
+		return startDisplay(func(done <-chan struct{}) { batchBar(done, p, w) })
+	}
+	return startDisplay(func(done <-chan struct{}) { batchLogLines(done, p, logger) })
 }
 
 // batchLine is the text of the display: accounts, messages, rate and the
@@ -60,7 +35,7 @@ func batchLine(s batch.Snapshot) string {
 	return line
 }
 
-func (d *batchDisplay) bar(p *batch.Progress, w io.Writer) {
+func batchBar(done <-chan struct{}, p *batch.Progress, w io.Writer) {
 	bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -76,14 +51,14 @@ func (d *batchDisplay) bar(p *batch.Progress, w io.Writer) {
 			}
 			bar.Describe(batchLine(s))
 			bar.Set64(s.Messages)
-		case <-d.done:
+		case <-done:
 			bar.Finish()
 			return
 		}
 	}
 }
 
-func (d *batchDisplay) logLines(p *batch.Progress, logger *slog.Logger) {
+func batchLogLines(done <-chan struct{}, p *batch.Progress, logger *slog.Logger) {
 	tick := time.NewTicker(progressLogEvery)
 	defer tick.Stop()
 	for {
@@ -99,7 +74,7 @@ func (d *batchDisplay) logLines(p *batch.Progress, logger *slog.Logger) {
 				attrs = append(attrs, "eta", s.Left)
 			}
 			logger.Info("batch progress", attrs...)
-		case <-d.done:
+		case <-done:
 			return
 		}
 	}

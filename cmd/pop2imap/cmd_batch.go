@@ -256,7 +256,7 @@ func runBatch(ctx context.Context, o *batchOptions, accounts []batch.Account, ru
 	err = batch.Run(ctx, accounts, batch.Options{
 		StateDir: o.StateDir, Runner: runner, Config: cfg, Retries: o.Retries, Log: log,
 		Logger: logger, Advice: advice, Progress: progress, Shard: shard,
-		Quiet: batchBar(o.Progress, stderr), // the bar counts them
+		Quiet: wantBar(o.Progress, stderr), // the bar counts them
 	})
 	show.stop()
 	if err != nil && ctx.Err() == nil {

@@ -16,35 +16,51 @@ import (
 	"github.com/pop2imap/pop2imap/internal/humanize"
 )
 
-// progress draws what the pipeline counts: a bar on a terminal, or a log line
-// every few seconds elsewhere. The pipeline never draws anything itself.
+// progress is a display of how far a run has got, drawn by one goroutine
+// until stop: a bar on a terminal, or a log line every few seconds
+// elsewhere. migrate, verify and batch each have their own (startProgress,
+// startVerifyProgress, startBatchProgress); the pipeline never draws
+// anything itself.
 type progress struct {
 	done chan struct{}
+	once sync.Once
 	wg   sync.WaitGroup
+}
+
+// startDisplay runs show in a goroutine until stop closes done; with show
+// nil there is nothing to draw.
+func startDisplay(show func(done <-chan struct{})) *progress {
+	p := &progress{done: make(chan struct{})}
+	if show != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			show(p.done)
+		}()
+	}
+	return p
+}
+
+// wantBar reports whether --progress mode draws a bar on w: always, or
+// auto on a terminal.
+func wantBar(mode string, w io.Writer) bool {
+	return mode == "always" || (mode == "auto" && isTerminal(w))
 }
 
 const progressLogEvery = 5 * time.Second
 
 func startProgress(mode string, stats *bridge.Stats, w io.Writer, logger *slog.Logger) *progress {
-	p := &progress{done: make(chan struct{})}
-	useBar := mode == "always" || (mode == "auto" && isTerminal(w))
-	if mode == "never" && !useBar {
-		return p
+	switch {
+	case wantBar(mode, w):
+		return startDisplay(func(done <-chan struct{}) { migrateBar(done, stats, w) })
+	case mode == "never":
+		return startDisplay(nil)
 	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		if useBar {
-			p.bar(stats, w)
-		} else {
-			p.logLines(stats, logger)
-		}
-	}()
-	return p
+	return startDisplay(func(done <-chan struct{}) { migrateLogLines(done, stats, logger) })
 }
 
 func (p *progress) stop() {
-	close(p.done)
+	p.once.Do(func() { close(p.done) })
 	p.wg.Wait()
 }
 
@@ -77,7 +93,7 @@ func estimateLeft(bytes, bytesTotal int64, elapsed time.Duration) (time.Duration
 	return left.Round(time.Second), true
 }
 
-func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
+func migrateBar(done <-chan struct{}, stats *bridge.Stats, w io.Writer) {
 	var bar *progressbar.ProgressBar
 	var started time.Time
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -97,19 +113,19 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 				progressbar.OptionClearOnFinish(),
 			)
 		}
-		done := min(stats.Bytes.Load(), total)
+		copied := min(stats.Bytes.Load(), total)
 		if n, of := stats.Indexed.Load(), stats.IndexTotal.Load(); of > 0 && n < of && copiedCount(stats) == 0 {
 			bar.Describe(fmt.Sprintf("indexing the folder %d/%d", n, of))
 		} else {
-			bar.Describe(progressText(copiedCount(stats), stats.ToCopy.Load(), done, total, time.Since(started)))
+			bar.Describe(progressText(copiedCount(stats), stats.ToCopy.Load(), copied, total, time.Since(started)))
 		}
-		bar.Set64(done)
+		bar.Set64(copied)
 	}
 	for {
 		select {
 		case <-tick.C:
 			update()
-		case <-p.done:
+		case <-done:
 			update()
 			if bar != nil {
 				bar.Finish()
@@ -119,7 +135,7 @@ func (p *progress) bar(stats *bridge.Stats, w io.Writer) {
 	}
 }
 
-func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
+func migrateLogLines(done <-chan struct{}, stats *bridge.Stats, logger *slog.Logger) {
 	tick := time.NewTicker(progressLogEvery)
 	defer tick.Stop()
 	started := time.Now()
@@ -139,7 +155,7 @@ func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
 				attrs = append(attrs, "eta", eta)
 			}
 			logger.Info("progress", attrs...)
-		case <-p.done:
+		case <-done:
 			return
 		}
 	}
@@ -149,14 +165,11 @@ func (p *progress) logLines(stats *bridge.Stats, logger *slog.Logger) {
 // checked, as a spinner on a terminal (the total is not known in advance),
 // or a log line every few seconds elsewhere.
 func startVerifyProgress(mode string, counts *verifyCounts, w io.Writer, logger *slog.Logger) *progress {
-	p := &progress{done: make(chan struct{})}
-	useBar := mode == "always" || (mode == "auto" && isTerminal(w))
-	if mode == "never" {
-		return p
+	useBar := wantBar(mode, w)
+	if mode == "never" && !useBar {
+		return startDisplay(nil)
 	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	return startDisplay(func(done <-chan struct{}) {
 		every := progressLogEvery
 		var bar *progressbar.ProgressBar
 		if useBar {
@@ -176,15 +189,14 @@ func startVerifyProgress(mode string, counts *verifyCounts, w io.Writer, logger 
 				} else {
 					logger.Info("progress", "verified", n, "bytes", b)
 				}
-			case <-p.done:
+			case <-done:
 				if bar != nil {
 					bar.Finish()
 				}
 				return
 			}
 		}
-	}()
-	return p
+	})
 }
 
 // printSummary prints the end-of-run table. The five main rows always show;
