@@ -142,7 +142,14 @@ func (s *fakeServer) play(script []string) {
 // step must be the greeting.
 func scriptClient(t *testing.T, opts *Options, script []string) *Client {
 	t.Helper()
-	conn := startServer(t, func(s *fakeServer) { s.play(script) })
+	return serverClient(t, opts, func(s *fakeServer) { s.play(script) })
+}
+
+// serverClient starts a client against a fake server running serve, which
+// must send the greeting first; the client is closed when the test ends.
+func serverClient(t *testing.T, opts *Options, serve func(*fakeServer)) *Client {
+	t.Helper()
+	conn := startServer(t, serve)
 	c, err := NewClient(conn, opts)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)

@@ -21,7 +21,7 @@ func listingOf(c *Client) (string, error) {
 // any reply, and the replies are read in order, STAT's count bounding the
 // listings.
 func TestListingPipelined(t *testing.T) {
-	conn := startServer(t, func(s *fakeServer) {
+	c := serverClient(t, nil, func(s *fakeServer) {
 		s.send("+OK ready\r\n")
 		s.expect("CAPA\r\n")
 		s.send("+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n")
@@ -33,11 +33,6 @@ func TestListingPipelined(t *testing.T) {
 		s.send("+OK\r\n")
 		s.expectClose()
 	})
-	c, err := NewClient(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	got, err := listingOf(c)
 	if want := "stat 2 300;uidl 1 aaa;uidl 2 bbb;list 1 100;list 2 200;"; err != nil || got != want {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
@@ -50,7 +45,7 @@ func TestListingPipelined(t *testing.T) {
 // TestListingLockStep: without PIPELINING each command waits for the
 // reply before it.
 func TestListingLockStep(t *testing.T) {
-	conn := startServer(t, func(s *fakeServer) {
+	c := serverClient(t, nil, func(s *fakeServer) {
 		s.send("+OK ready\r\n")
 		s.expect("CAPA\r\n")
 		s.send("+OK\r\nUIDL\r\n.\r\n")
@@ -64,11 +59,6 @@ func TestListingLockStep(t *testing.T) {
 		s.send("+OK\r\n1 10\r\n.\r\n")
 		s.expectClose()
 	})
-	c, err := NewClient(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	got, err := listingOf(c)
 	if want := "stat 1 10;uidl 1 x;list 1 10;"; err != nil || got != want {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
@@ -80,7 +70,7 @@ func TestListingLockStep(t *testing.T) {
 // again, since their replies are still to come. STAT's count still bounds
 // the listing that follows it.
 func TestListingPipelinedFailure(t *testing.T) {
-	conn := startServer(t, func(s *fakeServer) {
+	c := serverClient(t, nil, func(s *fakeServer) {
 		s.send("+OK ready\r\n")
 		s.expect("CAPA\r\n")
 		s.send("+OK\r\nPIPELINING\r\n.\r\n")
@@ -90,12 +80,7 @@ func TestListingPipelinedFailure(t *testing.T) {
 		s.send("-ERR [SYS/TEMP] try later\r\n-ERR no\r\n-ERR no\r\n")
 		s.expectClose()
 	})
-	c, err := NewClient(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = listingOf(c)
+	_, err := listingOf(c)
 	var perr *Error
 	if !errors.As(err, &perr) || perr.Code != "SYS/TEMP" {
 		t.Fatalf("got %v, want the server's -ERR", err)
@@ -104,7 +89,7 @@ func TestListingPipelinedFailure(t *testing.T) {
 		t.Fatal("the client was used again out of step")
 	}
 
-	conn = startServer(t, func(s *fakeServer) {
+	c = serverClient(t, nil, func(s *fakeServer) {
 		s.send("+OK ready\r\n")
 		s.expect("CAPA\r\n")
 		s.send("+OK\r\nPIPELINING\r\n.\r\n")
@@ -114,11 +99,6 @@ func TestListingPipelinedFailure(t *testing.T) {
 		s.send("+OK 1 10\r\n+OK\r\n1 a\r\n2 b\r\n.\r\n")
 		s.expectClose()
 	})
-	c, err = NewClient(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	var perr2 *ProtocolError
 	if _, err := listingOf(c); !errors.As(err, &perr2) {
 		t.Fatalf("a UIDL longer than STAT's count: %v", err)
